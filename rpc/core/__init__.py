@@ -1,0 +1,31 @@
+"""The HTTP/2 core: many streams on one asyncio connection, with flow control.
+
+Layering: h2 (frames and protocol state) -> :mod:`rpc.core` (connections and
+streams on asyncio) -> the gRPC layer. Nothing in here knows about gRPC.
+"""
+
+from .connection import Connection
+from .endpoints import open_connection, start_server
+from .errors import (
+    ConnectionClosedError,
+    H2Error,
+    StreamClosedError,
+    StreamError,
+    StreamResetError,
+)
+from .h2setup import ConnectionSettings
+from .headers import Headers, HeadersArg
+
+__all__ = [
+    "Connection",
+    "ConnectionClosedError",
+    "ConnectionSettings",
+    "H2Error",
+    "Headers",
+    "HeadersArg",
+    "StreamClosedError",
+    "StreamError",
+    "StreamResetError",
+    "open_connection",
+    "start_server",
+]

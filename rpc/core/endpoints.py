@@ -1,0 +1,128 @@
+"""Opening connections: :func:`start_server` and :func:`open_connection`."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Any
+
+from .connection import Connection, OnConnected, alpn_context
+from .h2setup import ConnectionSettings
+
+DEFAULT_CONCURRENCY = 100
+
+
+def _settings(
+    *,
+    concurrency: int | None,
+    stream_window_size: int | None,
+    connection_window_size: int | None,
+    max_frame_size: int | None,
+    max_header_list_size: int | None,
+) -> ConnectionSettings:
+    defaults = ConnectionSettings()
+    return ConnectionSettings(
+        max_concurrent_streams=concurrency,
+        stream_window_size=stream_window_size or defaults.stream_window_size,
+        connection_window_size=connection_window_size or defaults.connection_window_size,
+        max_frame_size=max_frame_size or defaults.max_frame_size,
+        max_header_list_size=max_header_list_size or defaults.max_header_list_size,
+    )
+
+
+async def start_server(
+    on_connected: OnConnected,
+    host: str | list[str] | None = None,
+    port: int | None = None,
+    *,
+    concurrency: int | None = DEFAULT_CONCURRENCY,
+    functional_timeout: float | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    stream_window_size: int | None = None,
+    connection_window_size: int | None = None,
+    max_frame_size: int | None = None,
+    max_header_list_size: int | None = None,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Start an HTTP/2 server (prior knowledge, or TLS with ALPN ``h2``).
+
+    ``on_connected(connection)`` is called for every new connection. If it
+    returns a coroutine or a task, the connection owns it: it is cancelled when
+    the connection closes, so a handler looping on ``recv_request`` ends too.
+
+    ``concurrency`` is advertised as SETTINGS_MAX_CONCURRENT_STREAMS and
+    enforced: streams beyond it are refused with RST_STREAM(REFUSED_STREAM),
+    even those opened before the peer has seen our SETTINGS. ``None`` means no
+    limit. Other keyword arguments go to :meth:`asyncio.loop.create_server`.
+    """
+    settings = _settings(
+        concurrency=concurrency,
+        stream_window_size=stream_window_size,
+        connection_window_size=connection_window_size,
+        max_frame_size=max_frame_size,
+        max_header_list_size=max_header_list_size,
+    )
+    if ssl is not None:
+        alpn_context(ssl)
+
+    def factory() -> Connection:
+        return Connection(
+            client_side=False,
+            settings=settings,
+            functional_timeout=functional_timeout,
+            on_connected=on_connected,
+        )
+
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(factory, host, port, ssl=ssl, **kwargs)
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    *,
+    functional_timeout: float | None = None,
+    ssl: ssl_module.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    stream_window_size: int | None = None,
+    connection_window_size: int | None = None,
+    max_frame_size: int | None = None,
+    max_header_list_size: int | None = None,
+    **kwargs: Any,
+) -> Connection:
+    """Connect to an HTTP/2 server and return the client :class:`Connection`.
+
+    ``ssl=True`` uses a default verifying context; an SSLContext is used as
+    given, with ALPN ``h2`` added. Without ``ssl`` the connection speaks
+    HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
+    """
+    settings = _settings(
+        concurrency=None,
+        stream_window_size=stream_window_size,
+        connection_window_size=connection_window_size,
+        max_frame_size=max_frame_size,
+        max_header_list_size=max_header_list_size,
+    )
+    context: ssl_module.SSLContext | None
+    if ssl is True:
+        context = alpn_context(ssl_module.create_default_context())
+    elif isinstance(ssl, ssl_module.SSLContext):
+        context = alpn_context(ssl)
+    else:
+        context = None
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    loop = asyncio.get_running_loop()
+    _, connection = await loop.create_connection(
+        lambda: Connection(
+            client_side=True,
+            settings=settings,
+            functional_timeout=functional_timeout,
+            authority=authority,
+        ),
+        host,
+        port,
+        ssl=context,
+        server_hostname=server_hostname if context is not None else None,
+        **kwargs,
+    )
+    return connection

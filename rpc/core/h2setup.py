@@ -1,0 +1,146 @@
+"""Creating and tuning the h2 state machine for the core.
+
+Two of h2's defaults are wrong for a multiplexer that must survive real peers,
+and this module is the only place that works around them:
+
+* h2 *enforces* its local MAX_CONCURRENT_STREAMS (100 by default, in force
+  even before the peer acknowledged it) by raising ``TooManyStreamsError``, a
+  connection-level protocol error: one client opening stream 101 early kills
+  every other stream. We advertise the limit but let h2 accept the HEADERS, so
+  the connection can refuse just that stream with RST_STREAM(REFUSED_STREAM).
+* h2 moves to its CLOSED state as soon as a GOAWAY is sent or received and
+  then rejects every frame, so streams at or below the GOAWAY's last stream
+  id could not finish, which RFC 9113 section 6.8 allows and graceful
+  shutdown needs. Our state machine keeps accepting frames on streams after a
+  GOAWAY; the connection refuses *new* streams itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from h2.config import H2Configuration
+from h2.connection import ConnectionInputs, ConnectionState, H2Connection, H2ConnectionStateMachine
+from h2.settings import SettingCodes, Settings
+
+DEFAULT_MAX_FRAME_SIZE = 16_384
+MAX_FRAME_SIZE_LIMIT = 16_777_215
+MAX_WINDOW_SIZE = 2**31 - 1
+UNLIMITED_STREAMS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What this endpoint advertises and allows on one connection."""
+
+    max_concurrent_streams: int | None = None
+    """Streams the peer may open at once (None: no limit advertised)."""
+    stream_window_size: int = 1 << 20
+    """Initial inbound window of every stream: the most one stream buffers unread."""
+    connection_window_size: int = 16 << 20
+    """Inbound window of the whole connection: the most all streams buffer together."""
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    """Largest frame payload the peer may send us."""
+    max_header_list_size: int = 65_536
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_streams is not None and self.max_concurrent_streams < 0:
+            raise ValueError("max_concurrent_streams must be >= 0")
+        if not 1 <= self.stream_window_size <= MAX_WINDOW_SIZE:
+            raise ValueError(f"stream_window_size must be between 1 and {MAX_WINDOW_SIZE}")
+        if not 65_535 <= self.connection_window_size <= MAX_WINDOW_SIZE:
+            raise ValueError(f"connection_window_size must be between 65535 and {MAX_WINDOW_SIZE}")
+        if not DEFAULT_MAX_FRAME_SIZE <= self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:
+            raise ValueError(
+                f"max_frame_size must be between {DEFAULT_MAX_FRAME_SIZE}"
+                f" and {MAX_FRAME_SIZE_LIMIT}"
+            )
+        if self.max_header_list_size < 1024:
+            raise ValueError("max_header_list_size must be at least 1024")
+
+
+class _AdvertisedOnlyLimitSettings(Settings):
+    """Local settings whose MAX_CONCURRENT_STREAMS is sent but not enforced by h2.
+
+    The value stays in the mapping, so ``initiate_connection`` advertises it;
+    only the property h2 checks on inbound HEADERS reports no limit.
+    """
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return UNLIMITED_STREAMS
+
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[SettingCodes.MAX_CONCURRENT_STREAMS] = value
+
+
+_STREAM_INPUTS_AFTER_GOAWAY = (
+    ConnectionInputs.SEND_HEADERS,
+    ConnectionInputs.SEND_DATA,
+    ConnectionInputs.SEND_WINDOW_UPDATE,
+    ConnectionInputs.SEND_PING,
+    ConnectionInputs.SEND_RST_STREAM,
+    ConnectionInputs.SEND_PRIORITY,
+    ConnectionInputs.RECV_HEADERS,
+    ConnectionInputs.RECV_DATA,
+    ConnectionInputs.RECV_WINDOW_UPDATE,
+    ConnectionInputs.RECV_PING,
+    ConnectionInputs.RECV_SETTINGS,
+    ConnectionInputs.RECV_RST_STREAM,
+    ConnectionInputs.RECV_PRIORITY,
+    ConnectionInputs.RECV_ALTERNATIVE_SERVICE,
+)
+
+
+_DRAINING_TRANSITIONS = {
+    **H2ConnectionStateMachine._transitions,
+    **{
+        (ConnectionState.CLOSED, inp): (None, ConnectionState.CLOSED)
+        for inp in _STREAM_INPUTS_AFTER_GOAWAY
+    },
+}
+
+
+class _DrainingStateMachine(H2ConnectionStateMachine):
+    """h2's connection state machine, letting open streams finish after GOAWAY."""
+
+    _transitions = _DRAINING_TRANSITIONS
+
+
+def new_h2_connection(*, client_side: bool, settings: ConnectionSettings) -> H2Connection:
+    """An h2 connection configured from ``settings``; call ``initiate_connection`` next.
+
+    Header validation: inbound validation and normalisation stay on (they guard
+    against malformed peers). Outbound, h2's validation and normalisation are
+    off: :func:`rpc.core.headers.validate_outbound` checks every header block
+    *before* h2 sees it, which h2 cannot do safely (see there), and
+    :func:`rpc.core.headers.encode_headers` already lower-cases names. That
+    also saves their measurable cost on every request.
+    """
+    config = H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        validate_inbound_headers=True,
+        normalize_inbound_headers=True,
+    )
+    conn = H2Connection(config=config)
+    initial: dict[SettingCodes, int] = {
+        SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+        SettingCodes.INITIAL_WINDOW_SIZE: settings.stream_window_size,
+        SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+    }
+    if settings.max_concurrent_streams is not None:
+        initial[SettingCodes.MAX_CONCURRENT_STREAMS] = settings.max_concurrent_streams
+    if client_side:
+        initial[SettingCodes.ENABLE_PUSH] = 0
+    # Values given as initial values are in force at once. That is safe: each of
+    # them only makes us more permissive than the RFC defaults the peer assumes
+    # until it has seen our SETTINGS.
+    conn.local_settings = _AdvertisedOnlyLimitSettings(client=client_side, initial_values=initial)
+    conn.max_inbound_frame_size = settings.max_frame_size
+    conn.decoder.max_header_list_size = settings.max_header_list_size
+    conn.state_machine = _DrainingStateMachine()
+    return conn

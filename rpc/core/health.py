@@ -1,0 +1,130 @@
+"""Tickless connection health check: PING only when the connection is quiet."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+class HealthCheck:
+    """Tickless liveness check and round-trip-time measurement.
+
+    Nothing runs per received frame but storing the time. One timer is armed
+    for "last receive + functional_timeout"; when it fires it either finds that
+    traffic arrived meanwhile and re-arms for the new quiet deadline, or the
+    connection really was quiet, and a PING goes out. When the PING's deadline
+    passes with no ack and nothing else received, the peer is declared dead.
+    While traffic flows no PING is ever sent.
+    """
+
+    __slots__ = (
+        "_loop",
+        "_on_dead",
+        "_ping_counter",
+        "_ping_payload",
+        "_ping_sent_at",
+        "_rtt_at",
+        "_send",
+        "_timer",
+        "_waiters",
+        "last_received",
+        "rtt",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float | None,
+        *,
+        send_ping: Callable[[bytes], None],
+        on_dead: Callable[[float], None],
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("functional_timeout must be positive or None")
+        self._send = send_ping
+        self._on_dead = on_dead
+        self._loop = loop
+        self.timeout = timeout
+        self.last_received = loop.time()
+        self.rtt: float | None = None
+        self._rtt_at = 0.0
+        self._ping_sent_at: float | None = None
+        self._ping_payload = b""
+        self._ping_counter = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[float]] = []
+
+    def start(self) -> None:
+        self.last_received = self._loop.time()
+        if self.timeout is not None:
+            self._arm(self.last_received + self.timeout)
+
+    def stop(self, error: BaseException) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        timeout = self.timeout
+        assert timeout is not None
+        now = self._loop.time()
+        sent_at = self._ping_sent_at
+        if sent_at is not None and self.last_received <= sent_at:
+            # A PING is out and nothing at all was heard since it left.
+            if now >= sent_at + timeout:
+                self._on_dead(timeout)
+                return
+            self._arm(sent_at + timeout)
+            return
+        quiet_deadline = self.last_received + timeout
+        if now >= quiet_deadline:
+            self._send_ping(now)
+            self._arm(now + timeout)
+        else:
+            self._arm(quiet_deadline)
+
+    def _send_ping(self, now: float) -> None:
+        self._ping_counter += 1
+        self._ping_payload = self._ping_counter.to_bytes(8, "big")
+        self._ping_sent_at = now
+        self._send(self._ping_payload)
+
+    def on_ping_ack(self, payload: bytes) -> None:
+        if self._ping_sent_at is None or payload != self._ping_payload:
+            return  # an ack of an older PING, or of one we did not send
+        now = self._loop.time()
+        self.rtt = rtt = now - self._ping_sent_at
+        self._rtt_at = now
+        self._ping_sent_at = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(rtt)
+
+    async def wait_functional(self) -> float:
+        now = self._loop.time()
+        if self.rtt is not None and self.timeout is not None and now - self._rtt_at <= self.timeout:
+            return self.rtt
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._waiters.append(waiter)
+        if self._ping_sent_at is None:
+            self._send_ping(now)
+            if self.timeout is not None:
+                # Make sure the dead-peer deadline covers this PING.
+                self._arm(min(self._deadline(), now + self.timeout))
+        return await waiter
+
+    def _deadline(self) -> float:
+        return self._timer.when() if self._timer is not None else float("inf")

@@ -1,0 +1,56 @@
+# Sourced by the other scripts: creates/updates the project's virtual
+# environment and installs the Debian tools the tests use. Safe to run again:
+# each step is skipped when already done.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+
+pick_python() {
+    for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3.10 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    echo "error: Python 3.10 or newer is needed (set PYTHON=...)" >&2
+    return 1
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "== creating virtual environment in .venv"
+        "$(pick_python)" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+    fi
+    # Reinstall only when the project's metadata changed.
+    local stamp="$VENV/.h2rpc-installed"
+    local want
+    want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "== installing h2rpc and its test dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+        echo "$want" >"$stamp"
+    fi
+}
+
+ensure_nghttp2_tools() {
+    if command -v nghttp >/dev/null && command -v h2load >/dev/null && command -v nghttpd >/dev/null; then
+        return 0
+    fi
+    echo "== installing nghttp2-client and nghttp2-server (Debian packages)"
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo="sudo -n"
+        else
+            echo "error: nghttp/h2load/nghttpd are missing and this user cannot run apt-get;" >&2
+            echo "       install the Debian packages nghttp2-client and nghttp2-server." >&2
+            return 1
+        fi
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nghttp2-client nghttp2-server >/dev/null
+}
