@@ -300,7 +300,7 @@ class Connection(asyncio.Protocol):
         validate_outbound(wire, "request")
         await self._acquire_stream_slot()
         stream_id = self._h2.get_next_available_stream_id()
-        stream = Stream(stream_id)
+        stream = Stream(stream_id, is_response=True)
         self._streams[stream_id] = stream
         self._open_local += 1
         self._send_headers(stream, wire, end_stream)
@@ -404,6 +404,8 @@ class Connection(asyncio.Protocol):
                 await stream.wait(self._loop)
             if data:
                 self._credit(stream, min(len(data), stream.unacked))
+            if stream.ended_remote and not stream.buffered:
+                stream.end_seen = True
             return data
         finally:
             self._release_if_consumed(stream)
@@ -420,7 +422,7 @@ class Connection(asyncio.Protocol):
                 stream.raise_error()
                 await stream.wait(self._loop)
             stream.raise_error()
-            stream.trailers_taken = True
+            stream.trailers_taken = stream.end_seen = True
             return stream.trailers if stream.trailers is not None else []
         finally:
             self._release_if_consumed(stream)
@@ -837,7 +839,7 @@ class Connection(asyncio.Protocol):
         ):
             self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        stream = Stream(stream_id)
+        stream = Stream(stream_id, is_response=False)
         stream.headers = headers = decode_headers(event.headers or ())
         self._streams[stream_id] = stream
         self._open_remote += 1

@@ -49,6 +49,7 @@ class Stream:
         "buffered",
         "chunks",
         "end_queued",
+        "end_seen",
         "ended_local",
         "ended_remote",
         "error",
@@ -56,6 +57,7 @@ class Stream:
         "headers",
         "headers_taken",
         "id",
+        "is_response",
         "outbound",
         "trailers",
         "trailers_taken",
@@ -63,8 +65,10 @@ class Stream:
         "waiters",
     )
 
-    def __init__(self, stream_id: int) -> None:
+    def __init__(self, stream_id: int, *, is_response: bool) -> None:
         self.id = stream_id
+        self.is_response = is_response
+        """True on the client side, where the inbound half is a response."""
         self.headers: Headers | None = None
         """Request headers (server) or final response headers (client)."""
         self.headers_taken = False
@@ -77,6 +81,8 @@ class Stream:
         """Flow-controlled bytes received but not yet credited back to the peer."""
         self.ended_remote = False
         """END_STREAM received."""
+        self.end_seen = False
+        """The application has observed the end: EOF read, or trailers taken."""
         self.end_queued = False
         """The application ended its side: no more sends accepted."""
         self.ended_local = False
@@ -143,11 +149,19 @@ class Stream:
 
     @property
     def consumed(self) -> bool:
-        """The application has taken everything the peer sent on this stream."""
+        """The application has taken everything the peer sent on this stream.
+
+        A response stream (client side) counts as consumed only once its
+        trailers were asked for, since ``recv_trailers`` is how a client
+        finishes an exchange (it returns ``[]`` when there were none). A
+        request stream (server side) is consumed once its body was read to
+        the end, as servers rarely ask for request trailers.
+        """
         if self.error is not None:
             return self.error_seen
         return (
             self.buffered == 0
+            and (self.trailers_taken or (self.end_seen and not self.is_response))
             and (self.headers is None or self.headers_taken)
             and (self.trailers is None or self.trailers_taken)
         )

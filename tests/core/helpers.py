@@ -1,0 +1,188 @@
+"""Test helpers: a core server running one task per request, and a raw h2 peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+
+import rpc.core
+from rpc.core import Connection
+
+LOOPBACK = "127.0.0.1"
+TIMEOUT = 30.0
+"""Generous bound for anything a test waits on: a hang fails instead of blocking."""
+
+RequestHandler = Callable[[Connection, int, list[tuple[str, str]]], Awaitable[None]]
+
+
+async def echo_handler(conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
+    """Answer 200 with the request body, then trailers giving its length."""
+    await conn.start_response(stream_id, {":status": "200"})
+    body = await conn.read_stream(stream_id, -1)
+    await conn.send_data(stream_id, body)
+    await conn.send_trailers(stream_id, {"len": str(len(body))})
+
+
+class ServerHarness:
+    """A core server dispatching every request to ``handler`` in its own task."""
+
+    def __init__(self, handler: RequestHandler, **options: Any) -> None:
+        self.handler = handler
+        self.options = options
+        self.connections: list[Connection] = []
+        self.handler_errors: list[BaseException] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> ServerHarness:
+        self.server = await rpc.core.start_server(
+            self._on_connected, LOOPBACK, 0, **self.options
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for conn in self.connections:
+            await conn.close_connection(timeout=1)
+        await asyncio.wait_for(self.server.wait_closed(), TIMEOUT)
+
+    async def _on_connected(self, conn: Connection) -> None:
+        self.connections.append(conn)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                stream_id, headers = await conn.recv_request()
+                task = asyncio.create_task(self._run(conn, stream_id, headers))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _run(self, conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
+        try:
+            await self.handler(conn, stream_id, headers)
+        except (rpc.core.StreamError, rpc.core.ConnectionClosedError):
+            pass
+        except Exception as exc:  # recorded so that tests can assert on it
+            self.handler_errors.append(exc)
+            raise
+
+    async def connect(self, **options: Any) -> Connection:
+        return await rpc.core.open_connection(LOOPBACK, self.port, **options)
+
+
+@contextlib.asynccontextmanager
+async def serve(handler: RequestHandler = echo_handler, **options: Any) -> AsyncIterator[ServerHarness]:
+    async with ServerHarness(handler, **options) as harness:
+        yield harness
+
+
+async def request(
+    conn: Connection, body: bytes = b"", path: str = "/echo"
+) -> tuple[list[tuple[str, str]], bytes, list[tuple[str, str]]]:
+    """One complete POST exchange; returns (headers, body, trailers)."""
+    stream_id = await conn.start_request({":method": "POST", ":path": path})
+    await conn.send_data(stream_id, body, end_stream=True)
+    headers = await conn.recv_response(stream_id)
+    data = await conn.read_stream(stream_id, -1)
+    trailers = await conn.recv_trailers(stream_id)
+    return headers, data, trailers
+
+
+class RawPeer:
+    """A bare h2 state machine on a socket, for frame-level assertions.
+
+    It does only what a test tells it to: nothing is acknowledged or answered
+    unless h2 itself does it (SETTINGS and PING acks).
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client_side: bool
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        config = h2.config.H2Configuration(client_side=client_side, header_encoding="utf-8")
+        self.h2 = h2.connection.H2Connection(config=config)
+        self.events: list[h2.events.Event] = []
+
+    @classmethod
+    async def connect(cls, port: int) -> RawPeer:
+        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        peer = cls(reader, writer, client_side=True)
+        peer.h2.initiate_connection()
+        await peer.flush()
+        return peer
+
+    async def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def write_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def receive_once(self) -> list[h2.events.Event]:
+        data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
+        if not data:
+            raise ConnectionError("peer closed the connection")
+        events = self.h2.receive_data(data)
+        await self.flush()
+        self.events.extend(events)
+        return events
+
+    async def wait_for(
+        self, predicate: Callable[[h2.events.Event], bool], timeout: float = TIMEOUT
+    ) -> h2.events.Event:
+        """Read until an event matching ``predicate`` arrives (events already seen count)."""
+
+        async def loop() -> h2.events.Event:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            while True:
+                for event in await self.receive_once():
+                    if predicate(event):
+                        return event
+
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def read_until_closed(self, timeout: float = TIMEOUT) -> list[h2.events.Event]:
+        async def loop() -> None:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return
+                self.events.extend(self.h2.receive_data(data))
+
+        await asyncio.wait_for(loop(), timeout)
+        return self.events
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """Serialize a frame by hand (for frame types h2 cannot send)."""
+    header = struct.pack(">I", len(payload))[1:] + bytes([frame_type, flags])
+    return header + struct.pack(">I", stream_id & 0x7FFFFFFF) + payload
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Poll a condition (bounded), for state that has no event to await."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
