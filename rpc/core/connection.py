@@ -558,7 +558,7 @@ class Connection(asyncio.Protocol):
         """Send all of ``view`` at once if the windows allow; False if they don't."""
         h2conn = self._h2
         total = len(view)
-        if total > h2conn.local_flow_control_window(stream.id):
+        if total and total > h2conn.local_flow_control_window(stream.id):
             return False
         max_frame = h2conn.max_outbound_frame_size
         if total <= max_frame:
@@ -605,7 +605,9 @@ class Connection(asyncio.Protocol):
         scheduler = self._scheduler
         try:
             max_frame = h2conn.max_outbound_frame_size
-            while not self._paused:
+            # A closed connection window stops everyone alike: leave the
+            # streams queued in priority order until WINDOW_UPDATE reopens it.
+            while not self._paused and h2conn.outbound_flow_control_window > 0:
                 stream_id = scheduler.pop()
                 if stream_id is None:
                     break
@@ -627,18 +629,10 @@ class Connection(asyncio.Protocol):
                     )
                     scheduler.charge(stream_id, size)
                     self._unflushed += size
-                else:
-                    finished = True
-                    if item.trailers is not None:
-                        h2conn.send_headers(stream_id, item.trailers, end_stream=True)
-                    elif item.end_stream:
-                        h2conn.send_data(stream_id, b"", end_stream=True)
-                if finished:
-                    stream.outbound.popleft()
-                    if not item.waiter.done():
-                        item.waiter.set_result(None)
-                    if item.end_stream:
-                        self._local_end_sent(stream)
+                    if finished:
+                        stream.outbound.popleft()
+                        self._complete_outbound(stream, item)
+                self._send_windowless_items(stream)
                 if stream.outbound and stream_id in self._streams:
                     scheduler.push(stream_id)
                 if self._unflushed >= FLUSH_THRESHOLD:
@@ -646,6 +640,27 @@ class Connection(asyncio.Protocol):
         finally:
             self._pumping = False
         self._flush_now()
+
+    def _complete_outbound(self, stream: Stream, item: OutboundItem) -> None:
+        if not item.waiter.done():
+            item.waiter.set_result(None)
+        if item.end_stream:
+            self._local_end_sent(stream)
+
+    def _send_windowless_items(self, stream: Stream) -> None:
+        """Send the queued items at the head that carry no data (trailers, bare END_STREAM).
+
+        They need no window, so they go out as soon as the data queued before
+        them has, without waiting for another turn.
+        """
+        outbound = stream.outbound
+        while outbound and not outbound[0].remaining and not stream.ended_local:
+            item = outbound.popleft()
+            if item.trailers is not None:
+                self._h2.send_headers(stream.id, item.trailers, end_stream=True)
+            else:
+                self._h2.send_data(stream.id, b"", end_stream=item.end_stream)
+            self._complete_outbound(stream, item)
 
     def _unblock(self, stream_id: int | None) -> None:
         """Window opened: stream ``stream_id``'s, or the connection's when None."""

@@ -66,20 +66,24 @@ class PriorityScheduler:
         self._queued[stream_id] = seq
 
     def pop(self) -> int | None:
-        """Take the ready stream to serve next, or None when none is ready."""
+        """Take the ready stream to serve next, or None when none is ready.
+
+        Taking a stream does not advance virtual time: only :meth:`charge`
+        does, so a stream taken and found blocked costs nobody their place.
+        """
         heap = self._heap
         queued = self._queued
         while heap:
             start, seq, stream_id = heapq.heappop(heap)
             if queued.get(stream_id) == seq:
                 del queued[stream_id]
-                self._now = start
                 return stream_id
         return None
 
     def charge(self, stream_id: int, nbytes: int) -> None:
         """Account ``nbytes`` just sent by a stream taken with :meth:`pop`."""
         start = max(self._finish.get(stream_id, 0.0), self._now)
+        self._now = start
         self._finish[stream_id] = start + nbytes / self._weights.get(stream_id, DEFAULT_WEIGHT)
 
     def unready(self, stream_id: int) -> None:
