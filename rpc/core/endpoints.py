@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl as ssl_module
 from typing import Any
 
@@ -54,6 +56,7 @@ async def start_server(
     enforced: streams beyond it are refused with RST_STREAM(REFUSED_STREAM),
     even those opened before the peer has seen our SETTINGS. ``None`` means no
     limit. Other keyword arguments go to :meth:`asyncio.loop.create_server`.
+    With no ``host`` and no ``port``, every address listens on one same port.
     """
     settings = _settings(
         concurrency=concurrency,
@@ -74,7 +77,28 @@ async def start_server(
         )
 
     loop = asyncio.get_running_loop()
-    return await loop.create_server(factory, host, port, ssl=ssl, **kwargs)
+    if port or isinstance(host, str) or "sock" in kwargs:
+        return await loop.create_server(factory, host, port, ssl=ssl, **kwargs)
+    # Several addresses (IPv4 and IPv6) and "any port": asyncio would give each
+    # address its own random port, and ``server.sockets[0]`` could name the
+    # port of a family the client does not use. Pick one free port for all.
+    for attempt in range(_PORT_ATTEMPTS):
+        try:
+            return await loop.create_server(factory, host, _free_port(), ssl=ssl, **kwargs)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == _PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+_PORT_ATTEMPTS = 20
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def open_connection(

@@ -74,7 +74,7 @@ class PriorityScheduler:
         heap = self._heap
         queued = self._queued
         while heap:
-            start, seq, stream_id = heapq.heappop(heap)
+            _, seq, stream_id = heapq.heappop(heap)
             if queued.get(stream_id) == seq:
                 del queued[stream_id]
                 return stream_id

@@ -42,9 +42,7 @@ class ServerHarness:
         self.port = 0
 
     async def __aenter__(self) -> ServerHarness:
-        self.server = await rpc.core.start_server(
-            self._on_connected, LOOPBACK, 0, **self.options
-        )
+        self.server = await rpc.core.start_server(self._on_connected, LOOPBACK, 0, **self.options)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -82,7 +80,9 @@ class ServerHarness:
 
 
 @contextlib.asynccontextmanager
-async def serve(handler: RequestHandler = echo_handler, **options: Any) -> AsyncIterator[ServerHarness]:
+async def serve(
+    handler: RequestHandler = echo_handler, **options: Any
+) -> AsyncIterator[ServerHarness]:
     async with ServerHarness(handler, **options) as harness:
         yield harness
 

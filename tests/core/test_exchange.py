@@ -113,6 +113,7 @@ async def test_sequential_requests_leave_no_stream_state() -> None:
         for i in range(count):
             _, body, trailers = await request(conn, b"x" * (i % 7))
             assert body == b"x" * (i % 7)
+            assert trailers == [("len", str(i % 7))]
         server_conn = server.connections[0]
         for side in (conn, server_conn):
             assert side._streams == {}
@@ -133,7 +134,7 @@ async def test_thousand_concurrent_streams() -> None:
             asyncio.gather(*(request(conn, body) for body in bodies)), TIMEOUT
         )
         assert [r[1] for r in results] == bodies
-        assert all(r[2] == [("len", str(len(b)))] for r, b in zip(results, bodies))
+        assert all(r[2] == [("len", str(len(b)))] for r, b in zip(results, bodies, strict=True))
         assert conn.open_streams == 0
         await conn.close_connection()
 
@@ -215,3 +216,21 @@ async def test_graceful_close_lets_open_streams_finish() -> None:
         assert await conn.read_stream(stream_id, -1) == b"late data"
         await asyncio.wait_for(closing, TIMEOUT)
         await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+
+
+async def test_any_port_on_all_addresses_is_one_port() -> None:
+    """``start_server(port=0)`` without a host: IPv4 and IPv6 sockets share the port."""
+
+    async def on_connected(conn: Connection) -> None:
+        stream_id, _ = await conn.recv_request()
+        await conn.start_response(stream_id, {":status": "200"}, end_stream=True)
+
+    server = await rpc.core.start_server(on_connected, port=0)
+    ports = {sock.getsockname()[1] for sock in server.sockets}
+    assert len(ports) == 1
+    conn = await rpc.core.open_connection("127.0.0.1", ports.pop())
+    stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
+    assert await conn.recv_response(stream_id) == [(":status", "200")]
+    await conn.close_connection()
+    server.close()
+    await server.wait_closed()

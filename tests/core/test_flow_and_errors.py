@@ -32,6 +32,7 @@ async def test_stalled_reader_does_not_block_other_streams() -> None:
         await wait_until(lambda: stalled_stream.buffered == window)
         for _ in range(20):
             _, body, _ = await asyncio.wait_for(request(conn), TIMEOUT)
+            assert body == b"z" * 1000
         # The server is blocked on the stalled stream's window, not the connection's.
         assert stalled_stream.buffered == window
         server_conn = server.connections[0]
@@ -316,7 +317,9 @@ async def test_priority_weights_share_bandwidth() -> None:
     snapshot: dict[int, int] = {}
     # Large stream windows and a small connection window: the connection is the
     # bottleneck, so the client's scheduler decides who gets each byte.
-    async with serve(handler, stream_window_size=2**31 - 1, connection_window_size=65_535) as server:
+    async with serve(
+        handler, stream_window_size=2**31 - 1, connection_window_size=65_535
+    ) as server:
         conn = await server.connect()
         light = await conn.start_request({":method": "POST", ":path": "/light"})
         heavy = await conn.start_request({":method": "POST", ":path": "/heavy"})
