@@ -1,3 +1,28 @@
-"""h2rpc: an asyncio HTTP/2 core (:mod:`rpc.core`) and a gRPC-compatible RPC framework."""
+"""h2rpc: an asyncio HTTP/2 core (:mod:`rpc.core`) and a gRPC-compatible RPC framework.
+
+Layers, bottom up: h2 (frames and protocol state) -> :mod:`rpc.core` (HTTP/2
+connections and streams on asyncio) -> :mod:`rpc.protocol` (gRPC call
+semantics: status, metadata, timeouts, framing, compression; pure) ->
+:class:`Server` and :class:`Channel` -> generated stubs.
+"""
 
 __version__ = "0.1.0"
+
+from .channel import Call, Channel
+from .methods import Method, MethodKind
+from .protocol.metadata import Metadata
+from .protocol.status import RpcError, StatusCode
+from .server import Server, ServerContext
+
+__all__ = [
+    "Call",
+    "Channel",
+    "Metadata",
+    "Method",
+    "MethodKind",
+    "RpcError",
+    "Server",
+    "ServerContext",
+    "StatusCode",
+    "__version__",
+]

@@ -37,7 +37,13 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from .errors import ConnectionClosedError, StreamClosedError, StreamResetError, code_name
+from .errors import (
+    ConnectionClosedError,
+    H2Error,
+    StreamClosedError,
+    StreamResetError,
+    code_name,
+)
 from .h2setup import ConnectionSettings, new_h2_connection
 from .headers import (
     Headers,
@@ -231,6 +237,11 @@ class Connection(asyncio.Protocol):
     def local_settings(self) -> Mapping[int, int]:
         """Our settings as advertised to the peer."""
         return dict(self._h2.local_settings.items())
+
+    @property
+    def available_streams(self) -> int:
+        """Streams this client can open now without waiting for the peer's limit."""
+        return max(0, self._peer_stream_limit() - self._open_local)
 
     @property
     def open_streams(self) -> int:
@@ -437,9 +448,31 @@ class Connection(asyncio.Protocol):
             return
         self._h2.reset_stream(stream_id, error_code)
         error = StreamResetError(stream_id, error_code, remote=False)
+        stream.error_seen = True  # the application did it: nothing to keep for later calls
         stream.fail(error)
         self._on_stream_closed(stream)
         self._schedule_flush()
+
+    def on_stream_error(self, stream_id: int, callback: Callable[[H2Error], None] | None) -> None:
+        """Have ``callback(error)`` called once if the stream fails.
+
+        It fires synchronously, as soon as the failure is known: the peer
+        resets the stream, a GOAWAY or connection loss ends it, or it is reset
+        locally. A server uses this to cancel a handler that is busy computing
+        and not waiting on the stream. A stream that ends normally never calls
+        it. ``None`` removes the callback.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if callback is not None:
+                raise StreamClosedError(stream_id, "stream is already closed")
+            return
+        stream.on_error = callback
+
+    def stream_ended_by_peer(self, stream_id: int) -> bool:
+        """True once the peer has ended its side of the stream (END_STREAM received)."""
+        stream = self._streams.get(stream_id) or self._retained.get(stream_id)
+        return stream is None or stream.ended_remote
 
     def prioritize(
         self,

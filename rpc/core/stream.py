@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from .errors import H2Error
 from .headers import Headers, WireHeaders
@@ -58,6 +59,7 @@ class Stream:
         "headers_taken",
         "id",
         "is_response",
+        "on_error",
         "outbound",
         "trailers",
         "trailers_taken",
@@ -90,6 +92,8 @@ class Stream:
         self.error: H2Error | None = None
         self.error_seen = False
         self.waiters: list[asyncio.Future[None]] = []
+        self.on_error: Callable[[H2Error], None] | None = None
+        """Called once, synchronously, when the stream fails (see Connection.on_stream_error)."""
         self.outbound: deque[OutboundItem] = deque()
 
     # --- inbound -----------------------------------------------------------
@@ -174,11 +178,14 @@ class Stream:
         return self.error is not None or (self.ended_local and self.ended_remote)
 
     def fail(self, error: H2Error) -> None:
-        """Record a terminal error; wake readers and fail queued sends with it."""
+        """Record a terminal error; wake readers, fail queued sends, tell the watcher."""
         if self.error is None:
             self.error = error
         self.wake()
         self.fail_outbound(error)
+        callback, self.on_error = self.on_error, None
+        if callback is not None:
+            callback(error)
 
     def fail_outbound(self, error: BaseException) -> None:
         while self.outbound:

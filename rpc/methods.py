@@ -1,0 +1,75 @@
+"""Method descriptors: what the server and the channel need to know of an RPC method."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class MethodKind(enum.Enum):
+    """The four call kinds, by whether each side streams."""
+
+    UNARY_UNARY = (False, False)
+    UNARY_STREAM = (False, True)
+    STREAM_UNARY = (True, False)
+    STREAM_STREAM = (True, True)
+
+    @property
+    def client_streaming(self) -> bool:
+        return self.value[0]
+
+    @property
+    def server_streaming(self) -> bool:
+        return self.value[1]
+
+
+@dataclass(frozen=True)
+class Method(Generic[Req, Resp]):
+    """One RPC method: its full path, kind, and how its messages are (de)serialized.
+
+    Generated code builds these; they can also be written by hand. The path
+    is the wire name, ``/package.Service/Method``.
+    """
+
+    path: str
+    kind: MethodKind
+    request_serializer: Callable[[Req], bytes]
+    request_deserializer: Callable[[bytes], Req]
+    response_serializer: Callable[[Resp], bytes]
+    response_deserializer: Callable[[bytes], Resp]
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/") or self.path.count("/") != 2:
+            raise ValueError(f"method path must look like /package.Service/Method: {self.path!r}")
+
+    @classmethod
+    def protobuf(
+        cls, path: str, kind: MethodKind, request_type: type[Req], response_type: type[Resp]
+    ) -> Method[Req, Resp]:
+        """A method whose messages are protobuf message classes."""
+        return cls(
+            path,
+            kind,
+            _serialize,
+            request_type.FromString,  # type: ignore[attr-defined]
+            _serialize,
+            response_type.FromString,  # type: ignore[attr-defined]
+        )
+
+    @property
+    def service(self) -> str:
+        return self.path.split("/")[1]
+
+    @property
+    def name(self) -> str:
+        return self.path.split("/")[2]
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data

@@ -1,0 +1,529 @@
+"""The gRPC server: routes each HTTP/2 stream to a handler and speaks the call protocol.
+
+One task per call runs the handler (user code needs one); everything else —
+parsing the request headers, reading and writing messages, sending status —
+happens in that same task, on top of :mod:`rpc.core`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, NoReturn
+
+from h2.errors import ErrorCodes
+
+from . import core
+from .deadlines import current_deadline
+from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
+from .methods import Method
+from .protocol import compression
+from .protocol.metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
+from .protocol.status import RpcError, StatusCode, encode_message
+from .protocol.timeout import decode_timeout
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+DEFAULT_MAX_CONCURRENT_STREAMS = 1000
+
+_CONTENT_TYPE = (b"content-type", b"application/grpc")
+_ACCEPT_ENCODING = (b"grpc-accept-encoding", compression.ACCEPT_ENCODING.encode())
+
+
+class ServerContext:
+    """The call as its handler sees it: metadata, deadline, messages, status.
+
+    Handlers may simply return (unary response) or yield (streaming response)
+    and take the request (or an async iterator of requests) as their first
+    argument; the context offers explicit control on top of that.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        conn: core.Connection,
+        stream_id: int,
+        method: Method[Any, Any],
+        handler: Handler,
+        metadata: Metadata,
+        deadline: float | None,
+        request_encoding: str | None,
+        accepted_encodings: frozenset[str],
+    ) -> None:
+        self._server = server
+        self._conn = conn
+        self._stream_id = stream_id
+        self._method = method
+        self._handler = handler
+        self._metadata = metadata
+        self._deadline = deadline
+        self._accepted = accepted_encodings
+        self._reader = MessageReader(
+            conn,
+            stream_id,
+            encoding=request_encoding,
+            max_length=server.max_receive_message_length,
+        )
+        self._response_encoding: str | None = server.compression
+        self._headers_sent = False
+        self._finished = False
+        self._code = StatusCode.OK
+        self._details = ""
+        self._trailing_metadata: Metadata | None = None
+        self._cancelled = False
+        self._deadline_exceeded = False
+        self._task: asyncio.Task[Any] | None = None
+
+    # --- information ---------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        """The full method path, ``/package.Service/Method``."""
+        return self._method.path
+
+    def invocation_metadata(self) -> Metadata:
+        return self._metadata
+
+    def peer(self) -> str:
+        """The client's address, as ``ipv4:host:port`` or ``ipv6:[host]:port``."""
+        peername = self._conn.get_extra_info("peername")
+        if isinstance(peername, tuple) and len(peername) >= 2:
+            host, port = peername[0], peername[1]
+            return f"ipv6:[{host}]:{port}" if ":" in str(host) else f"ipv4:{host}:{port}"
+        return "unknown"
+
+    @property
+    def deadline(self) -> float | None:
+        """The call's deadline in event-loop time (``loop.time()``), or None."""
+        return self._deadline
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the deadline, or None without a deadline."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    def cancelled(self) -> bool:
+        """True once the client cancelled the call or its deadline passed."""
+        return self._cancelled
+
+    @property
+    def request_compressed(self) -> bool:
+        """Whether the last request message read was compressed on the wire."""
+        return self._reader.last_compressed
+
+    # --- response --------------------------------------------------------------
+
+    def set_compression(self, name: str | None) -> None:
+        """Compress responses with ``name`` (if the client accepts it); before the first write."""
+        if self._headers_sent:
+            raise RuntimeError("set_compression() must come before the response headers are sent")
+        self._response_encoding = compression.check_supported(name)
+
+    async def send_initial_metadata(self, metadata: MetadataLike | None = None) -> None:
+        """Send the response headers now, with this metadata (at most once)."""
+        if self._headers_sent:
+            raise RuntimeError("initial metadata was already sent")
+        await self._send_headers(Metadata(metadata) if metadata else None)
+
+    def set_trailing_metadata(self, metadata: MetadataLike | None) -> None:
+        self._trailing_metadata = Metadata(metadata) if metadata else None
+
+    def set_code(self, code: StatusCode) -> None:
+        """The status to send when the handler returns normally."""
+        self._code = StatusCode(code)
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    async def abort(
+        self,
+        code: StatusCode,
+        details: str = "",
+        trailing_metadata: MetadataLike | None = None,
+    ) -> NoReturn:
+        """End the call with this status (raises; do not catch it in the handler)."""
+        raise RpcError(
+            code,
+            details,
+            trailing_metadata=Metadata(trailing_metadata) if trailing_metadata else None,
+        )
+
+    async def write(self, message: Any) -> None:
+        """Send one response message."""
+        if self._finished:
+            raise RuntimeError("the call is already finished")
+        if not self._headers_sent:
+            await self._send_headers(None)
+        data = frame_message(
+            self._method.response_serializer(message),
+            encoding=self._negotiated_encoding(),
+            max_length=self._server.max_send_message_length,
+        )
+        await self._conn.send_data(self._stream_id, data)
+
+    # --- request ---------------------------------------------------------------
+
+    async def read(self) -> Any | None:
+        """The next request message, or None once the client has sent them all."""
+        payload = await self._reader.read()
+        if payload is None:
+            return None
+        try:
+            return self._method.request_deserializer(payload)
+        except Exception as exc:
+            raise RpcError(StatusCode.INTERNAL, f"cannot parse request message: {exc}") from None
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return _RequestIterator(self)
+
+    # --- internals ---------------------------------------------------------------
+
+    def _negotiated_encoding(self) -> str | None:
+        return compression.negotiate(self._response_encoding, self._accepted)
+
+    async def _send_headers(self, metadata: Metadata | None) -> None:
+        headers = [(b":status", b"200"), _CONTENT_TYPE, _ACCEPT_ENCODING]
+        encoding = self._negotiated_encoding()
+        if encoding is not None:
+            headers.append((b"grpc-encoding", encoding.encode()))
+        headers += encode_metadata(metadata)
+        self._headers_sent = True
+        await self._conn.start_response(self._stream_id, headers)
+
+    async def _read_single(self) -> Any:
+        request = await self.read()
+        if request is None:
+            raise RpcError(StatusCode.UNIMPLEMENTED, "expected one request message, got none")
+        if await self._reader.read() is not None:
+            raise RpcError(StatusCode.UNIMPLEMENTED, "expected one request message, got several")
+        return request
+
+    async def _finish(
+        self,
+        code: StatusCode,
+        details: str,
+        trailing: Metadata | None,
+        status_details: bytes | None = None,
+    ) -> None:
+        """Send the status: trailers, or Trailers-Only when nothing was sent yet."""
+        self._finished = True
+        headers: list[tuple[bytes, bytes]] = [(b"grpc-status", b"%d" % code)]
+        if details:
+            headers.append((b"grpc-message", encode_message(details).encode("ascii")))
+        if status_details:
+            headers.append(
+                (b"grpc-status-details-bin", base64.b64encode(status_details).rstrip(b"="))
+            )
+        try:
+            extra = encode_metadata(trailing)
+        except ValueError as exc:
+            log.error("invalid trailing metadata from handler of %s: %s", self.method, exc)
+            headers = [
+                (b"grpc-status", b"%d" % StatusCode.INTERNAL),
+                (b"grpc-message", b"invalid trailing metadata"),
+            ]
+            extra = []
+        headers += extra
+        if self._headers_sent:
+            await self._conn.send_trailers(self._stream_id, headers)
+        else:
+            self._headers_sent = True
+            await self._conn.start_response(
+                self._stream_id, [(b":status", b"200"), _CONTENT_TYPE, *headers], end_stream=True
+            )
+        # The status is out; if the client is still sending, tell it to stop.
+        self._conn.reset_stream(self._stream_id, ErrorCodes.NO_ERROR)
+
+    def _on_stream_error(self, error: core.H2Error) -> None:
+        """The client reset the stream or went away: cancel the handler."""
+        if isinstance(error, core.StreamResetError) and not error.remote:
+            return
+        self._cancelled = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _on_deadline(self) -> None:
+        self._deadline_exceeded = self._cancelled = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+class _RequestIterator:
+    __slots__ = ("_context",)
+
+    def __init__(self, context: ServerContext) -> None:
+        self._context = context
+
+    def __aiter__(self) -> _RequestIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        message = await self._context.read()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+
+class Server:
+    """A gRPC server on the h2rpc HTTP/2 core.
+
+    Register handlers with :meth:`add_method` (or pass servicers: objects whose
+    ``__rpc_methods__()`` returns ``{Method: handler}``), then ``await start()``.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[Any] = (),
+        *,
+        max_concurrent_streams: int | None = DEFAULT_MAX_CONCURRENT_STREAMS,
+        max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        max_send_message_length: int | None = None,
+        compression: str | None = None,
+        interceptors: Iterable[Any] = (),
+    ) -> None:
+        self._methods: dict[str, tuple[Method[Any, Any], Handler]] = {}
+        self.max_concurrent_streams = max_concurrent_streams
+        self.max_receive_message_length = max_receive_message_length
+        self.max_send_message_length = max_send_message_length
+        self.compression = _check_compression(compression)
+        self.interceptors = tuple(interceptors)
+        """Hook point for a later issue: kept, not yet called."""
+        self._server: asyncio.Server | None = None
+        self._connections: set[core.Connection] = set()
+        self._calls: set[asyncio.Task[Any]] = set()
+        for service in services:
+            self.add_service(service)
+
+    def add_method(self, method: Method[Any, Any], handler: Handler) -> None:
+        if method.path in self._methods:
+            raise ValueError(f"a handler for {method.path} is already registered")
+        self._methods[method.path] = (method, handler)
+
+    def add_service(self, service: Any) -> None:
+        """Register every method of a servicer (an object with ``__rpc_methods__()``)."""
+        methods: Mapping[Method[Any, Any], Handler] = service.__rpc_methods__()
+        for method, handler in methods.items():
+            self.add_method(method, handler)
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(
+        self,
+        host: str | None = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> int:
+        """Listen on ``host:port`` (port 0: any free port); returns the port."""
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        self._server = await core.start_server(
+            self._on_connected, host, port, concurrency=self.max_concurrent_streams, ssl=ssl
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop: no new connections, GOAWAY to the open ones, then cancel what is left.
+
+        Calls in flight get ``grace`` seconds (None: none) to finish.
+        """
+        if self._server is not None:
+            self._server.close()
+        closing = [conn.close_connection(timeout=grace or 0) for conn in list(self._connections)]
+        await asyncio.gather(*closing, return_exceptions=True)
+        for task in list(self._calls):
+            task.cancel()
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- serving -------------------------------------------------------------
+
+    async def _on_connected(self, conn: core.Connection) -> None:
+        self._connections.add(conn)
+        try:
+            while True:
+                stream_id, headers = await conn.recv_request()
+                task = asyncio.create_task(self._serve_call(conn, stream_id, headers))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+        except core.ConnectionClosedError:
+            pass
+        finally:
+            self._connections.discard(conn)
+
+    async def _serve_call(
+        self, conn: core.Connection, stream_id: int, headers: list[tuple[str, str]]
+    ) -> None:
+        try:
+            context = await self._accept_call(conn, stream_id, headers)
+            if context is not None:
+                await self._run(context)
+        except (core.StreamError, core.ConnectionClosedError):
+            pass  # the client went away; nothing left to tell it
+
+    async def _accept_call(
+        self, conn: core.Connection, stream_id: int, headers: list[tuple[str, str]]
+    ) -> ServerContext | None:
+        """Check the request headers; answer the errors the spec prescribes."""
+        request: dict[str, str] = {}
+        for name, value in headers:
+            request.setdefault(name, value)
+        if request.get(":method") != "POST":
+            await _http_error(conn, stream_id, 405)
+            return None
+        if not request.get("content-type", "").startswith("application/grpc"):
+            await _http_error(conn, stream_id, 415)
+            return None
+        path = request.get(":path", "")
+        entry = self._methods.get(path)
+        if entry is None:
+            await _trailers_only(
+                conn, stream_id, StatusCode.UNIMPLEMENTED, f"Method not found: {path}"
+            )
+            return None
+        method, handler = entry
+        encoding = request.get("grpc-encoding")
+        if encoding == compression.IDENTITY:
+            encoding = None
+        if encoding is not None and not compression.is_supported(encoding):
+            await _trailers_only(
+                conn,
+                stream_id,
+                StatusCode.UNIMPLEMENTED,
+                f"grpc-encoding {encoding!r} is not supported (accepted: "
+                f"{compression.ACCEPT_ENCODING})",
+            )
+            return None
+        deadline = None
+        if "grpc-timeout" in request:
+            try:
+                deadline = asyncio.get_running_loop().time() + decode_timeout(
+                    request["grpc-timeout"]
+                )
+            except ValueError as exc:
+                await _trailers_only(conn, stream_id, StatusCode.INTERNAL, str(exc))
+                return None
+        try:
+            metadata = decode_metadata(headers)
+        except ValueError as exc:
+            await _trailers_only(conn, stream_id, StatusCode.INTERNAL, str(exc))
+            return None
+        context = ServerContext(
+            self,
+            conn,
+            stream_id,
+            method,
+            handler,
+            metadata,
+            deadline,
+            encoding,
+            compression.parse_accept_encoding(request.get("grpc-accept-encoding")),
+        )
+        context._task = asyncio.current_task()
+        return context
+
+    async def _run(self, context: ServerContext) -> None:
+        conn, stream_id = context._conn, context._stream_id
+        loop = asyncio.get_running_loop()
+        timer = None
+        if context._deadline is not None:
+            timer = loop.call_at(context._deadline, context._on_deadline)
+        conn.on_stream_error(stream_id, context._on_stream_error)
+        current_deadline.set(context._deadline)
+        code, details = StatusCode.OK, ""
+        trailing: Metadata | None = None
+        status_details = None
+        try:
+            await self._invoke(context)
+            code, details = context._code, context._details
+            trailing = context._trailing_metadata
+        except RpcError as exc:
+            code, details, status_details = exc.code, exc.details, exc.status_details
+            trailing = exc.trailing_metadata or context._trailing_metadata
+        except asyncio.CancelledError:
+            if not context._deadline_exceeded:
+                if not context._cancelled:
+                    conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+                    raise  # cancelled from outside (server stopping)
+                return  # the client cancelled: the stream is gone
+            _uncancel()
+            code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
+        except (core.StreamError, core.ConnectionClosedError):
+            return  # our stream is gone: the client cancelled or went away
+        except Exception:
+            log.exception("handler for %s failed", context.method)
+            code, details = StatusCode.UNKNOWN, "Unexpected error in the method handler"
+        finally:
+            if timer is not None:
+                timer.cancel()
+            conn.on_stream_error(stream_id, None)
+        await context._finish(code, details, trailing, status_details)
+
+    async def _invoke(self, context: ServerContext) -> None:
+        kind = context._method.kind
+        request: Any = (
+            _RequestIterator(context) if kind.client_streaming else await context._read_single()
+        )
+        result = context._handler(request, context)
+        if kind.server_streaming:
+            if inspect.isasyncgen(result):
+                async for response in result:
+                    await context.write(response)
+            else:
+                await result  # the handler writes with context.write()
+            return
+        response = await result
+        if response is None:
+            if context._code is StatusCode.OK:
+                raise RpcError(StatusCode.UNKNOWN, "the handler returned no response")
+            return
+        await context.write(response)
+
+
+def _uncancel() -> None:
+    """Forget a cancellation we caused and handled ourselves (deadline)."""
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):
+        task.uncancel()
+
+
+def _check_compression(name: str | None) -> str | None:
+    return compression.check_supported(name)
+
+
+async def _http_error(conn: core.Connection, stream_id: int, status: int) -> None:
+    await conn.start_response(stream_id, [(b":status", str(status).encode())], end_stream=True)
+    conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+
+
+async def _trailers_only(
+    conn: core.Connection, stream_id: int, code: StatusCode, details: str
+) -> None:
+    headers = [
+        (b":status", b"200"),
+        _CONTENT_TYPE,
+        _ACCEPT_ENCODING,
+        (b"grpc-status", b"%d" % code),
+        (b"grpc-message", encode_message(details).encode("ascii")),
+    ]
+    await conn.start_response(stream_id, headers, end_stream=True)
+    conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
