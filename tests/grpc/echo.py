@@ -105,8 +105,9 @@ def grpcio_servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
     """The same Echo service on grpcio (grpc.aio)."""
 
     class Servicer(pb2_grpc.EchoServicer):  # type: ignore[misc, name-defined]
-        cancelled: list[str] = []
-        seen_metadata: list[Any] = []
+        def __init__(self) -> None:
+            self.cancelled: list[str] = []
+            self.seen_metadata: list[Any] = []
 
         async def _prepare(self, request: Any, context: grpc.aio.ServicerContext) -> None:
             metadata = context.invocation_metadata() or ()
