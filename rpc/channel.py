@@ -279,6 +279,8 @@ class Call(Generic[Req, Resp]):
         self._compression = (
             codecs.check_supported(compression) if compression is not None else channel.compression
         )
+        # Encoded now, so that invalid metadata raises before anything is sent.
+        self._metadata_headers = encode_metadata(self._metadata)
         self._conn: core.Connection | None = None
         self._stream_id = 0
         self._starting: asyncio.Future[None] | None = None
@@ -316,7 +318,7 @@ class Call(Generic[Req, Resp]):
         try:
             await self._conn.end_stream(self._stream_id)
         except core.H2Error as exc:
-            self._fail(exc)
+            self._send_failed(exc)
 
     async def read(self) -> Resp | None:
         """The next response, or None when the server has sent them all (status OK)."""
@@ -410,7 +412,7 @@ class Call(Generic[Req, Resp]):
                 error = self._error or RpcError(StatusCode.CANCELLED, "the call was cancelled")
             self._set_error(error)
             starting.set_result(None)
-            if isinstance(exc, RpcError) or not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, RpcError):
                 raise error from None
             raise
         starting.set_result(None)
@@ -458,7 +460,7 @@ class Call(Generic[Req, Resp]):
             headers.insert(2, (b"grpc-timeout", encode_timeout(remaining).encode()))
         if self._compression is not None:
             headers.append((b"grpc-encoding", self._compression.encode()))
-        headers += encode_metadata(self._metadata)
+        headers += self._metadata_headers
         return headers
 
     # --- sending -----------------------------------------------------------------------
@@ -475,7 +477,19 @@ class Call(Generic[Req, Resp]):
         try:
             await self._conn.send_data(self._stream_id, data, end_stream=end_stream)
         except core.H2Error as exc:
-            self._fail(exc)
+            self._send_failed(exc)
+
+    def _send_failed(self, exc: core.H2Error) -> None:
+        """A send failed. RST_STREAM(NO_ERROR) after the response only means "stop
+        sending": the status is in the response, so the call is not failed."""
+        if (
+            isinstance(exc, core.StreamResetError)
+            and exc.remote
+            and exc.error_code == ErrorCodes.NO_ERROR
+        ):
+            self._done_writing = True
+            return
+        self._fail(exc)
 
     def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
         self._sender = asyncio.ensure_future(self._send_all(requests))

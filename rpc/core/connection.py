@@ -556,6 +556,8 @@ class Connection(asyncio.Protocol):
     def _sendable_stream(self, stream_id: int) -> Stream:
         stream = self._lookup(stream_id)
         stream.raise_error()
+        if stream.send_error is not None:
+            raise stream.send_error
         if stream.end_queued or stream.ended_local:
             raise StreamClosedError(stream_id, "our side of the stream is already ended")
         if self._closed_error is not None:
@@ -942,9 +944,18 @@ class Connection(asyncio.Protocol):
     def _on_stream_reset(self, event: ev.StreamReset) -> None:
         stream_id = event.stream_id or 0
         stream = self._streams.get(stream_id)
-        if stream is not None:
-            stream.fail(StreamResetError(stream_id, event.error_code or 0, remote=True))
-            self._on_stream_closed(stream)
+        if stream is None:
+            return
+        code = event.error_code or 0
+        error = StreamResetError(stream_id, code, remote=True)
+        if code == ErrorCodes.NO_ERROR and stream.ended_remote:
+            # RFC 9113 8.1: a complete response followed by RST_STREAM(NO_ERROR)
+            # asks us to stop sending; the response must not be discarded.
+            stream.send_error = error
+            stream.fail_outbound(error)
+        else:
+            stream.fail(error)
+        self._on_stream_closed(stream)
 
     def _on_window_updated(self, event: ev.WindowUpdated) -> None:
         self._unblock(event.stream_id or None)

@@ -61,6 +61,7 @@ class Stream:
         "is_response",
         "on_error",
         "outbound",
+        "send_error",
         "trailers",
         "trailers_taken",
         "unacked",
@@ -90,6 +91,8 @@ class Stream:
         self.ended_local = False
         """END_STREAM handed to h2 (can lag ``end_queued`` behind queued data)."""
         self.error: H2Error | None = None
+        self.send_error: H2Error | None = None
+        """Set when only our sending side was stopped (RST_STREAM NO_ERROR after a response)."""
         self.error_seen = False
         self.waiters: list[asyncio.Future[None]] = []
         self.on_error: Callable[[H2Error], None] | None = None
