@@ -237,8 +237,8 @@ class ServerContext:
             await self._conn.start_response(
                 self._stream_id, [(b":status", b"200"), _CONTENT_TYPE, *headers], end_stream=True
             )
-        # The status is out; if the client is still sending, tell it to stop.
-        self._conn.reset_stream(self._stream_id, ErrorCodes.NO_ERROR)
+        # If the client is still sending, the core now resets the stream with
+        # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
 
     def _on_stream_error(self, error: core.H2Error) -> None:
         """The client reset the stream or went away: cancel the handler."""
@@ -512,7 +512,6 @@ def _check_compression(name: str | None) -> str | None:
 
 async def _http_error(conn: core.Connection, stream_id: int, status: int) -> None:
     await conn.start_response(stream_id, [(b":status", str(status).encode())], end_stream=True)
-    conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
 
 
 async def _trailers_only(
@@ -526,4 +525,3 @@ async def _trailers_only(
         (b"grpc-message", encode_message(details).encode("ascii")),
     ]
     await conn.start_response(stream_id, headers, end_stream=True)
-    conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)

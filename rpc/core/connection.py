@@ -26,6 +26,7 @@ How the pieces fit:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl as ssl_module
 from collections import OrderedDict, deque
@@ -125,6 +126,8 @@ class Connection(asyncio.Protocol):
         self._open_local = 0
         self._open_remote = 0
         self._handler: asyncio.Future[Any] | None = None
+        self._closing_task: asyncio.Task[Any] | None = None
+        """The task awaiting close_connection(), which must not be cancelled by it."""
         self._health = HealthCheck(
             self._loop, functional_timeout, send_ping=self._send_ping, on_dead=self._on_peer_dead
         )
@@ -195,6 +198,13 @@ class Connection(asyncio.Protocol):
                 handler = handlers.get(type(event))
                 if handler is not None:
                     handler(self, event)
+        except Exception as exc:
+            # A bug of ours (or an h2 surprise) must not leave the connection
+            # half-processed: tell the peer and close, waking every waiter.
+            log.exception("error while handling HTTP/2 events; closing the connection")
+            self._h2.close_connection(error_code=ErrorCodes.INTERNAL_ERROR)
+            self._close_transport(ConnectionClosedError(f"internal error: {exc!r}"))
+            return
         finally:
             self._in_data_received = False
         if self._needs_pump:
@@ -349,9 +359,12 @@ class Connection(asyncio.Protocol):
             view = view.cast("B")
         if end_stream:
             stream.end_queued = True
-        idle = not stream.outbound and not self._paused and not self._scheduler
-        if idle and self._send_now(stream, view, end_stream):
-            return
+        if not stream.outbound:
+            # Nothing of this stream queued: send at once if nothing else waits
+            # for window or transport. A bare END_STREAM needs no window at all.
+            idle = not view or (not self._paused and not self._scheduler)
+            if idle and self._send_now(stream, view, end_stream):
+                return
         waiter: asyncio.Future[None] = self._loop.create_future()
         stream.outbound.append(OutboundItem(view, end_stream, waiter))
         self._scheduler.push(stream_id)
@@ -441,15 +454,26 @@ class Connection(asyncio.Protocol):
     def reset_stream(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None:
         """Reset a stream with RST_STREAM; every waiter on it gets StreamResetError.
 
-        Resetting a stream that is already closed does nothing.
+        On a stream that is already closed it releases what the connection
+        still keeps for it: unread data is discarded and its window credit
+        returned (this is how to abandon a response you will not read).
         """
         stream = self._streams.get(stream_id)
         if stream is None:
+            retained = self._retained.pop(stream_id, None)
+            if retained is not None:
+                retained.discard_buffered()
+                self._credit(retained, retained.unacked)
             return
-        self._h2.reset_stream(stream_id, error_code)
-        error = StreamResetError(stream_id, error_code, remote=False)
-        stream.error_seen = True  # the application did it: nothing to keep for later calls
-        stream.fail(error)
+        # The application asked for it: unless someone is waiting on the
+        # stream and must be told, nothing needs to be kept for later calls.
+        seen = not stream.waiters and not stream.outbound
+        self._reset(stream, error_code)
+        stream.error_seen = stream.error_seen or seen
+
+    def _reset(self, stream: Stream, error_code: int) -> None:
+        self._h2.reset_stream(stream.id, error_code)
+        stream.fail(StreamResetError(stream.id, error_code, remote=False))
         self._on_stream_closed(stream)
         self._schedule_flush()
 
@@ -517,6 +541,7 @@ class Connection(asyncio.Protocol):
         if self._transport is None or self._closed.done():
             await self.wait_closed() if self._transport is not None else None
             return
+        self._closing_task = asyncio.current_task()
         if self._closed_error is None and not self._goaway_sent:
             self._goaway_sent = True
             self._h2.close_connection(error_code=ErrorCodes.NO_ERROR)
@@ -618,9 +643,10 @@ class Connection(asyncio.Protocol):
         try:
             await waiter
         except asyncio.CancelledError:
-            if not waiter.done() or waiter.cancelled():
+            abandoned = not waiter.done() or waiter.cancelled()
+            if abandoned and stream.id in self._streams:
                 # Abandoned half-way: the body would look complete but is not.
-                self.reset_stream(stream.id, ErrorCodes.CANCEL)
+                self._reset(stream, ErrorCodes.CANCEL)
             raise
         except (StreamClosedError, ConnectionClosedError):
             stream.error_seen = True
@@ -740,6 +766,13 @@ class Connection(asyncio.Protocol):
         stream.ended_local = True
         if stream.ended_remote:
             self._on_stream_closed(stream)
+        elif not self._client_side and stream.id in self._streams:
+            # The response is complete but the request is not: RFC 9113 8.1
+            # lets a server ask the client to stop with RST_STREAM(NO_ERROR).
+            # Otherwise an upload nobody reads would hold a stream slot and
+            # connection window until the client gives up.
+            stream.error_seen = True
+            self._reset(stream, ErrorCodes.NO_ERROR)
 
     def _on_stream_closed(self, stream: Stream) -> None:
         """The stream is closed on the wire: free its slot, window credit and state."""
@@ -750,7 +783,16 @@ class Connection(asyncio.Protocol):
         self._blocked.discard(stream_id)
         if stream.outbound:
             stream.fail_outbound(stream.error or StreamClosedError(stream_id, "stream closed"))
-        self._credit(stream, stream.unacked)
+        if stream.error is not None:
+            stream.discard_buffered()  # reads raise the error: the data is useless
+        elif not stream.is_response and stream.buffered:
+            # A server whose response is complete is done with the request:
+            # a body it did not read is abandoned, not kept.
+            stream.discard_buffered()
+            stream.end_seen = True
+        # Data still buffered stays charged to the connection window until it is
+        # read (or the stream released), so the window keeps bounding memory.
+        self._credit(stream, stream.unacked - stream.buffered)
         if (stream_id % 2 == 1) == self._client_side:
             self._open_local -= 1
             self._wake_slot_waiter()
@@ -765,12 +807,20 @@ class Connection(asyncio.Protocol):
                 self._close_transport(self._goaway_received)
 
     def _retain(self, stream: Stream) -> None:
-        """Keep a closed stream until the application has read what it holds."""
+        """Keep a closed stream until the application has seen all it holds.
+
+        Streams with unread data are never dropped: their memory is bounded
+        by the connection window, which their data still occupies. Past
+        MAX_RETAINED_STREAMS, the oldest streams holding no data (only an
+        end or an error nobody asked for) are forgotten.
+        """
         retained = self._retained
         retained[stream.id] = stream
-        while len(retained) > MAX_RETAINED_STREAMS:
-            _, dropped = retained.popitem(last=False)
-            log.debug("dropping unread closed stream %d (%d bytes)", dropped.id, dropped.buffered)
+        if len(retained) > MAX_RETAINED_STREAMS:
+            for stream_id in [sid for sid, s in retained.items() if not s.buffered][
+                : len(retained) - MAX_RETAINED_STREAMS
+            ]:
+                del retained[stream_id]
 
     def _release_if_consumed(self, stream: Stream) -> None:
         if stream.id not in self._streams and stream.consumed:
@@ -869,8 +919,9 @@ class Connection(asyncio.Protocol):
         self._wake_new_stream_waiters()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-        if self._handler is not None and not self._handler.done():
-            self._handler.cancel()
+        handler = self._handler
+        if handler is not None and not handler.done() and handler is not self._closing_task:
+            handler.cancel()
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -887,7 +938,9 @@ class Connection(asyncio.Protocol):
             or self._closed_error is not None
             or (limit is not None and self._open_remote >= limit)
         ):
-            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            # (h2 raises if the peer's own RST_STREAM for it came in the same read.)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         stream = Stream(stream_id, is_response=False)
         stream.headers = headers = decode_headers(event.headers or ())

@@ -9,10 +9,11 @@ and this module is the only place that works around them:
   every other stream. We advertise the limit but let h2 accept the HEADERS, so
   the connection can refuse just that stream with RST_STREAM(REFUSED_STREAM).
 * h2 moves to its CLOSED state as soon as a GOAWAY is sent or received and
-  then rejects every frame, so streams at or below the GOAWAY's last stream
-  id could not finish, which RFC 9113 section 6.8 allows and graceful
-  shutdown needs. Our state machine keeps accepting frames on streams after a
-  GOAWAY; the connection refuses *new* streams itself.
+  then rejects every frame (and, on receipt, drops its unsent output), so
+  streams at or below the GOAWAY's last stream id could not finish, which
+  RFC 9113 section 6.8 allows and graceful shutdown needs. Our state machine
+  keeps accepting frames on streams after a GOAWAY; the connection refuses
+  *new* streams itself.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ _STREAM_INPUTS_AFTER_GOAWAY = (
     ConnectionInputs.SEND_PING,
     ConnectionInputs.SEND_RST_STREAM,
     ConnectionInputs.SEND_PRIORITY,
+    # SETTINGS may still arrive (the peer's first ones, even) and must be acked.
+    ConnectionInputs.SEND_SETTINGS,
     ConnectionInputs.RECV_HEADERS,
     ConnectionInputs.RECV_DATA,
     ConnectionInputs.RECV_WINDOW_UPDATE,
@@ -108,6 +111,19 @@ class _DrainingStateMachine(H2ConnectionStateMachine):
     _transitions = _DRAINING_TRANSITIONS
 
 
+class _DrainingH2Connection(H2Connection):
+    """h2's connection, minus the one thing it does that breaks draining.
+
+    On receiving GOAWAY h2 empties its outbound buffer, dropping frames it
+    has already accounted for (stream states, windows): a response queued in
+    the same loop iteration would silently never leave. Streams go on after
+    GOAWAY here, so nothing queued may be dropped.
+    """
+
+    def clear_outbound_data_buffer(self) -> None:
+        return None
+
+
 def new_h2_connection(*, client_side: bool, settings: ConnectionSettings) -> H2Connection:
     """An h2 connection configured from ``settings``; call ``initiate_connection`` next.
 
@@ -126,7 +142,7 @@ def new_h2_connection(*, client_side: bool, settings: ConnectionSettings) -> H2C
         validate_inbound_headers=True,
         normalize_inbound_headers=True,
     )
-    conn = H2Connection(config=config)
+    conn = _DrainingH2Connection(config=config)
     initial: dict[SettingCodes, int] = {
         SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
         SettingCodes.INITIAL_WINDOW_SIZE: settings.stream_window_size,

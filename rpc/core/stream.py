@@ -9,11 +9,14 @@ has seen everything the peer sent (or its error), and not a moment longer.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 
 from .errors import H2Error
 from .headers import Headers, WireHeaders
+
+log = logging.getLogger(__name__)
 
 
 class OutboundItem:
@@ -126,6 +129,11 @@ class Stream:
             self.error_seen = True
             raise self.error
 
+    def discard_buffered(self) -> None:
+        """Drop unread data nobody will read (the stream failed)."""
+        self.chunks.clear()
+        self.buffered = 0
+
     def take_chunk(self) -> bytes:
         """Remove and return the oldest buffered chunk."""
         chunk = self.chunks.popleft()
@@ -188,7 +196,12 @@ class Stream:
         self.fail_outbound(error)
         callback, self.on_error = self.on_error, None
         if callback is not None:
-            callback(error)
+            try:
+                callback(error)
+            except Exception:
+                # It runs inside the connection's event handling: never let it
+                # break that (or stop the other streams from being failed).
+                log.exception("stream error callback failed")
 
     def fail_outbound(self, error: BaseException) -> None:
         while self.outbound:

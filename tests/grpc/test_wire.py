@@ -166,7 +166,9 @@ async def test_handler_exception_is_unknown_without_traceback(
     await server.stop()
 
 
-async def test_request_headers_sent_by_the_channel(echo_modules: tuple[ModuleType, ModuleType]) -> None:
+async def test_request_headers_sent_by_the_channel(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
     pb2, _ = echo_modules
     seen: list[list[tuple[str, str]]] = []
 
@@ -174,7 +176,8 @@ async def test_request_headers_sent_by_the_channel(echo_modules: tuple[ModuleTyp
         stream_id, headers = await conn.recv_request()
         seen.append(headers)
         await conn.start_response(
-            stream_id, {":status": "200", "content-type": "application/grpc", "grpc-status": "0"},
+            stream_id,
+            {":status": "200", "content-type": "application/grpc", "grpc-status": "0"},
             end_stream=True,
         )
 
@@ -249,8 +252,10 @@ def _reset(code: ErrorCodes) -> Responder:
         (_http("401"), StatusCode.UNAUTHENTICATED),
         (_http("200", **{"content-type": "application/grpc"}), StatusCode.UNKNOWN),
         (_http("200", **{"content-type": "text/html"}), StatusCode.UNKNOWN),
-        (_http("200", **{"content-type": "application/grpc", "grpc-status": "banana"}),
-         StatusCode.UNKNOWN),
+        (
+            _http("200", **{"content-type": "application/grpc", "grpc-status": "banana"}),
+            StatusCode.UNKNOWN,
+        ),
         (_reset(ErrorCodes.REFUSED_STREAM), StatusCode.UNAVAILABLE),
         (_reset(ErrorCodes.CANCEL), StatusCode.CANCELLED),
         (_reset(ErrorCodes.ENHANCE_YOUR_CALM), StatusCode.RESOURCE_EXHAUSTED),
@@ -269,8 +274,10 @@ async def test_client_rejects_unsupported_response_encoding(
     echo_modules: tuple[ModuleType, ModuleType],
 ) -> None:
     async def respond(conn: rpc.core.Connection, stream_id: int) -> None:
-        await conn.start_response(stream_id, {":status": "200", "content-type": "application/grpc",
-                                              "grpc-encoding": "snappy"})
+        await conn.start_response(
+            stream_id,
+            {":status": "200", "content-type": "application/grpc", "grpc-encoding": "snappy"},
+        )
         await conn.send_data(stream_id, encode_frame(b"zzz", compressed=True))
         await conn.send_trailers(stream_id, {"grpc-status": "0"})
 
@@ -284,11 +291,17 @@ async def test_client_tolerates_raw_non_ascii_grpc_message_and_passes_status_det
     details = b"\x08\x05\x12\x04rich"
 
     async def respond(conn: rpc.core.Connection, stream_id: int) -> None:
-        await conn.start_response(stream_id, [
-            (":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "5"),
-            ("grpc-message", "50% off %E2%98%83 %zz"),
-            ("grpc-status-details-bin", base64.b64encode(details).decode()),
-        ], end_stream=True)
+        await conn.start_response(
+            stream_id,
+            [
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", "5"),
+                ("grpc-message", "50% off %E2%98%83 %zz"),
+                ("grpc-status-details-bin", base64.b64encode(details).decode()),
+            ],
+            end_stream=True,
+        )
 
     result = await _call_against(respond, echo_modules[0])
     assert isinstance(result, RpcError) and result.code is StatusCode.NOT_FOUND
@@ -308,7 +321,9 @@ async def test_server_dying_mid_call_is_unavailable(
     assert isinstance(result, RpcError) and result.code is StatusCode.UNAVAILABLE
 
 
-async def test_connection_refused_is_unavailable(echo_modules: tuple[ModuleType, ModuleType]) -> None:
+async def test_connection_refused_is_unavailable(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
     pb2, _ = echo_modules
     import socket
 
@@ -327,8 +342,12 @@ async def test_invalid_metadata_raises_before_anything_is_sent(
     pb2, _ = echo_modules
     async with rpc.Channel(f"127.0.0.1:{echo_server.port}") as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
-        for metadata in ({"grpc-timeout": "1S"}, {"Bad Key": "v"}, {"x": "caf\u00e9"},
-                         {"content-type": "x"}):
+        for metadata in (
+            {"grpc-timeout": "1S"},
+            {"Bad Key": "v"},
+            {"x": "caf\u00e9"},
+            {"content-type": "x"},
+        ):
             with pytest.raises((ValueError, TypeError)):
                 await unary(pb2.EchoRequest(), metadata=metadata)
         assert (await unary(pb2.EchoRequest(message="ok"))).message == "ok"
@@ -420,9 +439,12 @@ async def test_rich_error_details_pass_through_grpcio_both_ways(
     await ours.stop()
 
     class Rich(pb2_grpc.EchoServicer):  # type: ignore[misc, name-defined]
-        async def Unary(self, request: Any, context: Any) -> Any:  # noqa: N802
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad",
-                                trailing_metadata=(("grpc-status-details-bin", details),))
+        async def Unary(self, request: Any, context: Any) -> Any:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "bad",
+                trailing_metadata=(("grpc-status-details-bin", details),),
+            )
 
     theirs = grpc.aio.server()
     pb2_grpc.add_EchoServicer_to_server(Rich(), theirs)
