@@ -466,11 +466,14 @@ class Call(Generic[Req, Resp]):
     # --- sending -----------------------------------------------------------------------
 
     async def _send(self, request: Req, *, end_stream: bool) -> None:
-        data = frame_message(
-            self._method.request_serializer(request),
-            encoding=self._compression,
-            max_length=self._channel.max_send_message_length,
-        )
+        try:
+            data = frame_message(
+                self._method.request_serializer(request),
+                encoding=self._compression,
+                max_length=self._channel.max_send_message_length,
+            )
+        except RpcError as exc:
+            self._abort(exc)
         if end_stream:
             self._done_writing = True
         assert self._conn is not None

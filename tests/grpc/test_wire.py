@@ -91,9 +91,8 @@ async def test_unknown_method_is_trailers_only_and_resets_an_open_stream(
 
 
 async def test_unsupported_request_encoding_lists_what_is_accepted(
-    echo_server: rpc.Server, echo_modules: tuple[ModuleType, ModuleType]
+    echo_server: rpc.Server,
 ) -> None:
-    pb2, _ = echo_modules
     headers = {**GRPC_HEADERS, ":path": "/h2rpc.test.Echo/Unary", "grpc-encoding": "br"}
     response, _, _, conn, _ = await _exchange(
         echo_server.port, headers, encode_frame(b"whatever", compressed=True)
@@ -136,11 +135,11 @@ async def test_bad_request_bodies(
     headers = {**GRPC_HEADERS, ":path": "/h2rpc.test.Echo/Unary"}
     if encoding:
         headers["grpc-encoding"] = encoding
-    response, data, trailers, conn, _ = await _exchange(echo_server.port, headers, body)
+    response, _, trailers, conn, _ = await _exchange(echo_server.port, headers, body)
     status = trailers.get("grpc-status", response.get("grpc-status"))
     assert status == str(int(code)), (response, trailers)
     # The connection still serves.
-    _, data, trailers, _, _ = await _exchange(echo_server.port, headers, encode_frame(b""))
+    _, _, trailers, _, _ = await _exchange(echo_server.port, headers, encode_frame(b""))
     assert trailers["grpc-status"] == "0"
     await conn.close_connection()
 
@@ -456,3 +455,27 @@ async def test_rich_error_details_pass_through_grpcio_both_ways(
     assert info.value.code is StatusCode.INVALID_ARGUMENT
     assert info.value.status_details == details
     await theirs.stop(0)
+
+
+async def test_send_limit_fails_the_call_before_sending(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    method = methods(pb2)["Unary"]
+
+    async def big_answer(request: Any, context: rpc.ServerContext) -> Any:
+        return pb2.EchoResponse(payload=b"z" * 5000)
+
+    server = rpc.Server(max_send_message_length=1000)
+    server.add_method(method, big_answer)
+    await server.start()
+    async with rpc.Channel(f"127.0.0.1:{server.port}", max_send_message_length=1000) as channel:
+        unary = channel.unary_unary(method)
+        with pytest.raises(RpcError) as info:
+            await unary(pb2.EchoRequest(payload=b"q" * 5000))
+        assert info.value.code is StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(RpcError) as info:
+            await unary(pb2.EchoRequest())  # the server's answer is over its send limit
+        assert info.value.code is StatusCode.RESOURCE_EXHAUSTED
+        assert channel._connection is not None and channel._connection.open_streams == 0
+    await server.stop()
