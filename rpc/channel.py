@@ -219,7 +219,7 @@ class UnaryStreamCallable(_Callable[Req, Resp]):
         return call
 
 
-class StreamUnaryCallable(_Callable[Req, Resp]):
+class _RequestStreamCallable(_Callable[Req, Resp]):
     def __call__(
         self,
         requests: Iterable[Req] | AsyncIterable[Req] | None = None,
@@ -228,31 +228,20 @@ class StreamUnaryCallable(_Callable[Req, Resp]):
         metadata: MetadataLike | None = None,
         compression: str | None = None,
     ) -> Call[Req, Resp]:
-        """Start the call; ``await`` the result for the response.
-
-        Give the requests as an (async) iterable, or write them with
-        ``call.write()`` and end with ``call.done_writing()``.
-        """
+        """Start the call. Give the requests as an (async) iterable, or write
+        them with ``call.write()`` and end with ``call.done_writing()``."""
         call = self._call(timeout, metadata, compression)
         if requests is not None:
             call._send_requests(requests)
         return call
 
 
-class StreamStreamCallable(_Callable[Req, Resp]):
-    def __call__(
-        self,
-        requests: Iterable[Req] | AsyncIterable[Req] | None = None,
-        *,
-        timeout: float | None = _UNSET,
-        metadata: MetadataLike | None = None,
-        compression: str | None = None,
-    ) -> Call[Req, Resp]:
-        """Start the call; write requests (or give them as an iterable), iterate responses."""
-        call = self._call(timeout, metadata, compression)
-        if requests is not None:
-            call._send_requests(requests)
-        return call
+class StreamUnaryCallable(_RequestStreamCallable[Req, Resp]):
+    """Client streaming: ``await`` the call for the response."""
+
+
+class StreamStreamCallable(_RequestStreamCallable[Req, Resp]):
+    """Bidirectional streaming: iterate the call for the responses."""
 
 
 class Call(Generic[Req, Resp]):
