@@ -8,11 +8,18 @@ semantics: status, metadata, timeouts, framing, compression; pure) ->
 
 __version__ = "0.1.0"
 
-from .channel import Call, Channel
+from .channel import (
+    Call,
+    Channel,
+    StreamStreamCallable,
+    StreamUnaryCallable,
+    UnaryStreamCallable,
+    UnaryUnaryCallable,
+)
 from .methods import Method, MethodKind
 from .protocol.metadata import Metadata
 from .protocol.status import RpcError, StatusCode
-from .server import Server, ServerContext
+from .server import Server, ServerContext, unimplemented_stream
 
 __all__ = [
     "Call",
@@ -24,5 +31,10 @@ __all__ = [
     "Server",
     "ServerContext",
     "StatusCode",
+    "StreamStreamCallable",
+    "StreamUnaryCallable",
+    "UnaryStreamCallable",
+    "UnaryUnaryCallable",
     "__version__",
+    "unimplemented_stream",
 ]

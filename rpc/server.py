@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -254,6 +253,19 @@ class ServerContext:
             self._task.cancel()
 
 
+def unimplemented_stream() -> AsyncIterator[Any]:
+    """The response stream of a streaming method nobody implemented (generated servicers)."""
+    return _Unimplemented()
+
+
+class _Unimplemented:
+    def __aiter__(self) -> _Unimplemented:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise RpcError(StatusCode.UNIMPLEMENTED, "method not implemented")
+
+
 class _RequestIterator:
     __slots__ = ("_context",)
 
@@ -485,7 +497,7 @@ class Server:
         )
         result = context._handler(request, context)
         if kind.server_streaming:
-            if inspect.isasyncgen(result):
+            if hasattr(result, "__aiter__"):
                 async for response in result:
                     await context.write(response)
             else:

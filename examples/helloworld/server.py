@@ -1,0 +1,56 @@
+"""The Greeter service of gRPC's helloworld example, served by h2rpc.
+
+    python -m codegen -I protos --out examples/_generated protos/helloworld/helloworld.proto
+    PYTHONPATH=examples/_generated python examples/helloworld/server.py --port 50051
+
+Prints ``ready <port>`` once listening; any gRPC client (grpcio's too) can call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+
+from helloworld.helloworld_pb2 import HelloReply, HelloRequest
+from helloworld.helloworld_rpc import GreeterServicer
+
+import rpc
+
+
+class Greeter(GreeterServicer):
+    async def SayHello(self, request: HelloRequest, context: rpc.ServerContext) -> HelloReply:
+        if not request.name:
+            raise rpc.RpcError(rpc.StatusCode.INVALID_ARGUMENT, "name must not be empty")
+        return HelloReply(message=f"Hello, {request.name}!")
+
+    async def SayHelloStream(
+        self, request: HelloRequest, context: rpc.ServerContext
+    ) -> AsyncIterator[HelloReply]:
+        for part in request.name.split():
+            yield HelloReply(message=f"Hello, {part}!")
+
+
+async def serve(host: str, port: int) -> None:
+    server = rpc.Server([Greeter()])
+    bound = await server.start(host, port)
+    print(f"ready {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(grace=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

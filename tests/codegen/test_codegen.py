@@ -1,0 +1,239 @@
+"""The generator end to end: generate, type-check, import, serve, call (also with grpcio)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import rpc
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOS = Path(__file__).parent / "protos"
+FILES = ["awkward/deps/common.proto", "awkward/service.proto", "nopackage.proto"]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("gen")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codegen",
+            "-I",
+            str(PROTOS),
+            "--out",
+            str(out),
+            *(str(PROTOS / f) for f in FILES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    sys.path.insert(0, str(out))
+    try:
+        yield out
+    finally:
+        sys.path.remove(str(out))
+        for name in [
+            m
+            for m in sys.modules
+            if m.split(".")[0] in ("awkward", "nopackage_pb2", "nopackage_rpc")
+        ]:
+            del sys.modules[name]
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def test_files_are_written_beside_protocs(generated: Path) -> None:
+    assert (generated / "awkward" / "service_rpc.py").exists()
+    assert (generated / "awkward" / "service_pb2.py").exists()
+    assert (generated / "awkward" / "service_pb2.pyi").exists()
+    assert (generated / "nopackage_rpc.py").exists()
+    # A file without services gets no _rpc module.
+    assert not (generated / "awkward" / "deps" / "common_rpc.py").exists()
+
+
+def test_generated_code_is_clean_for_mypy_strict(generated: Path) -> None:
+    # protoc's own .pyi files use bare ``Mapping``; that one check is relaxed for
+    # them (only them), the way a project using them configures mypy.
+    pb2 = ["awkward.service_pb2", "awkward.deps.common_pb2", "nopackage_pb2"]
+    config = generated / "mypy.ini"
+    config.write_text(
+        "[mypy]\nstrict = True\n"
+        + "".join(f"[mypy-{name}]\ndisallow_any_generics = False\n" for name in pb2)
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--no-incremental",
+            str(generated / "awkward" / "service_rpc.py"),
+            str(generated / "nopackage_rpc.py"),
+        ],
+        cwd=generated,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"MYPYPATH": f"{generated}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_names_comments_and_deprecation(generated: Path) -> None:
+    module = _module("awkward.service_rpc")
+    servicer = module.KitchenServicer
+    assert hasattr(servicer, "class_") and hasattr(servicer, "None_")
+    assert module.KitchenMethods.class_.path == "/awkward.v1.Kitchen/class"
+    assert module.KitchenMethods.None_.path == "/awkward.v1.Kitchen/None"
+    assert '"quoted" comment \\ and a backslash' in servicer.class_.__doc__
+    assert "Deprecated" in servicer.None_.__doc__
+    assert "Deprecated" in module.KitchenStubServicer.__doc__
+    assert module.EmptyServicer().__rpc_methods__() == {}
+    kinds = {m.name: m.kind for m in module.KitchenServicer().__rpc_methods__()}
+    assert kinds == {
+        "class": rpc.MethodKind.UNARY_UNARY,
+        "None": rpc.MethodKind.UNARY_STREAM,
+        "Collect": rpc.MethodKind.STREAM_UNARY,
+        "Chat": rpc.MethodKind.STREAM_STREAM,
+    }
+
+
+async def test_serve_and_call_every_kind(generated: Path) -> None:
+    module = _module("awkward.service_rpc")
+    pb2 = _module("awkward.service_pb2")
+    common = _module("awkward.deps.common_pb2")
+    from google.protobuf import empty_pb2, timestamp_pb2
+
+    class Kitchen(module.KitchenServicer):  # type: ignore[misc, name-defined]
+        async def class_(self, request: Any, context: rpc.ServerContext) -> Any:
+            return request.inner
+
+        async def None_(self, request: Any, context: rpc.ServerContext) -> AsyncIterator[Any]:
+            for second in range(3):
+                yield pb2.Outer(when=timestamp_pb2.Timestamp(seconds=second))
+
+        async def Collect(self, requests: Any, context: rpc.ServerContext) -> Any:
+            async for _ in requests:
+                pass
+            return empty_pb2.Empty()
+
+        async def Chat(self, requests: Any, context: rpc.ServerContext) -> AsyncIterator[Any]:
+            async for shared in requests:
+                yield common.Shared(text=shared.text.upper(), level=common.Shared.HIGH)
+
+    server = rpc.Server(
+        [Kitchen(), module.KitchenStubServicer(), _module("nopackage_rpc").PingerServicer()]
+    )
+    await server.start()
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        stub = module.KitchenStub(channel)
+        inner = pb2.Outer.Inner(maybe=0, shared=common.Shared(text="x"))
+        reply = await stub.class_(pb2.Outer(inner=inner))
+        assert reply.HasField("maybe") and reply.maybe == 0  # proto3 optional survives
+        seconds = [o.when.seconds async for o in stub.None_(empty_pb2.Empty())]
+        assert seconds == [0, 1, 2]
+        assert await stub.Collect([pb2.Outer.Inner()] * 3) == empty_pb2.Empty()
+        chat = stub.Chat([common.Shared(text="a"), common.Shared(text="b")])
+        assert [s.text async for s in chat] == ["A", "B"]
+        # Methods left unimplemented answer UNIMPLEMENTED, unary and streaming alike.
+        with pytest.raises(rpc.RpcError) as info:
+            await module.KitchenStubStub(channel).Ping(empty_pb2.Empty())
+        assert info.value.code is rpc.StatusCode.UNIMPLEMENTED
+        nopackage = _module("nopackage_rpc")
+        with pytest.raises(rpc.RpcError) as info:
+            await nopackage.PingerStub(channel).Ping(_module("nopackage_pb2").Probe(id=1))
+        assert info.value.code is rpc.StatusCode.UNIMPLEMENTED
+        assert nopackage.PingerMethods.Ping.path == "/Pinger/Ping"
+    await server.stop()
+
+
+def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.proto"
+    bad.write_text('syntax = "proto3";\nmessage M { strin x = 1; }\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codegen",
+            "-I",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            str(bad),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "strin" in result.stderr
+
+
+def test_helloworld_demo_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SayHello: Hello, world!" in result.stdout
+    assert "SayHelloStream: Hello, friends!" in result.stdout
+    assert "INVALID_ARGUMENT" in result.stdout
+
+
+def test_helloworld_example_is_clean_for_mypy_strict(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codegen",
+            "-I",
+            str(ROOT / "protos"),
+            "--out",
+            str(tmp_path),
+            str(ROOT / "protos" / "helloworld" / "helloworld.proto"),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    config = tmp_path / "mypy.ini"
+    config.write_text(
+        "[mypy]\nstrict = True\n[mypy-helloworld.helloworld_pb2]\ndisallow_any_generics = False\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--no-incremental",
+            str(ROOT / "examples" / "helloworld" / "server.py"),
+            str(ROOT / "examples" / "helloworld" / "client.py"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"MYPYPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
