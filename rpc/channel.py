@@ -8,8 +8,9 @@ call is waiting for; the stream reset then reads as DEADLINE_EXCEEDED.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
 
 from h2.errors import ErrorCodes
@@ -284,6 +285,8 @@ class Call(Generic[Req, Resp]):
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
         self._done_writing = False
+        self._peer_stopped_reading = False
+        """The server answered and sent RST_STREAM(NO_ERROR): further requests are dropped."""
         self._done = asyncio.Event()
         if self._deadline is not None:
             self._timer = self._loop.call_at(self._deadline, self._on_deadline)
@@ -291,15 +294,24 @@ class Call(Generic[Req, Resp]):
     # --- public API --------------------------------------------------------------
 
     async def write(self, request: Req) -> None:
-        """Send one request message."""
+        """Send one request message (dropped if the server already finished the call)."""
         if self._done_writing:
             raise RuntimeError("done_writing() was already called")
-        await self._start()
-        await self._send(request, end_stream=False)
+        if self._done.is_set():
+            if self._error is not None:
+                raise self._error
+            return  # the call ended OK: the server wants no more requests
+        try:
+            await self._start()
+            await self._send(request, end_stream=False)
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
 
     async def done_writing(self) -> None:
         """Tell the server that all requests have been sent."""
-        if self._done_writing:
+        if self._done_writing or self._done.is_set() or self._peer_stopped_reading:
+            self._done_writing = True
             return
         await self._start()
         self._done_writing = True
@@ -311,6 +323,13 @@ class Call(Generic[Req, Resp]):
 
     async def read(self) -> Resp | None:
         """The next response, or None when the server has sent them all (status OK)."""
+        try:
+            return await self._read()
+        except asyncio.CancelledError:
+            self._abandon()  # the reader gave up: so does the call, as in grpc.aio
+            raise
+
+    async def _read(self) -> Resp | None:
         await self._start()
         if self._reader is None:
             await self._receive_headers()
@@ -413,27 +432,41 @@ class Call(Generic[Req, Resp]):
     async def _open_stream(self) -> None:
         channel = self._channel
         conn = channel._connection
+        if conn is None or conn.closed:
+            conn = await self._wait(channel._get_connection())
+        headers = self._headers()
         try:
-            if conn is None or conn.closed:
-                conn = await self._within_deadline(channel._get_connection())
-            headers = self._headers()
             if conn.available_streams:
                 stream_id = await conn.start_request(headers)
-            else:  # waits for a free stream slot: bound it by the deadline
-                stream_id = await self._within_deadline(conn.start_request(headers))
+            else:  # waits for a free stream slot
+                stream_id = await self._wait(conn.start_request(headers))
         except core.ConnectionClosedError as exc:
             self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
             raise self._error from None  # type: ignore[misc]
-        except asyncio.TimeoutError:
-            self._set_error(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
-            raise self._error from None  # type: ignore[misc]
+        if self._error is not None:  # cancelled or timed out meanwhile
+            conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+            raise self._error
         self._conn = conn
         self._stream_id = stream_id
 
-    async def _within_deadline(self, awaitable: Awaitable[T]) -> T:
-        if self._deadline is None:
-            return await awaitable
-        return await asyncio.wait_for(awaitable, max(0.0, self._deadline - self._loop.time()))
+    async def _wait(self, awaitable: Awaitable[T]) -> T:
+        """Wait for something slow (connecting, a stream slot), but no longer than the
+        call lives: its deadline, or cancel() from another task, ends the wait."""
+        task = asyncio.ensure_future(awaitable)
+        ended = asyncio.ensure_future(self._done.wait())
+        timeout = None if self._deadline is None else max(0.0, self._deadline - self._loop.time())
+        try:
+            await asyncio.wait({task, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_release_late_stream(self))
+        if task.done() and not task.cancelled():
+            return task.result()
+        if self._error is None:
+            self._set_error(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+        raise self._error  # type: ignore[misc]
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -455,9 +488,15 @@ class Call(Generic[Req, Resp]):
     # --- sending -----------------------------------------------------------------------
 
     async def _send(self, request: Req, *, end_stream: bool) -> None:
+        if self._peer_stopped_reading:
+            return
+        try:
+            payload = self._method.request_serializer(request)
+        except Exception as exc:
+            self._abort(RpcError(StatusCode.INTERNAL, f"cannot serialize the request: {exc!r}"))
         try:
             data = frame_message(
-                self._method.request_serializer(request),
+                payload,
                 encoding=self._compression,
                 max_length=self._channel.max_send_message_length,
             )
@@ -479,7 +518,7 @@ class Call(Generic[Req, Resp]):
             and exc.remote
             and exc.error_code == ErrorCodes.NO_ERROR
         ):
-            self._done_writing = True
+            self._peer_stopped_reading = True
             return
         self._fail(exc)
 
@@ -488,20 +527,30 @@ class Call(Generic[Req, Resp]):
         self._sender.add_done_callback(_consume_exception)
 
     async def _send_all(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
+        """Send what the request iterable yields (in its own task), then half-close.
+
+        An exception from the iterable itself cancels the call, as in grpc.aio;
+        one from writing means the call already failed, and readers see that.
+        """
         try:
             if isinstance(requests, AsyncIterable):
                 async for request in requests:
+                    if self._peer_stopped_reading or self._done.is_set():
+                        break
                     await self.write(request)
             else:
                 for request in requests:
+                    if self._peer_stopped_reading or self._done.is_set():
+                        break
                     await self.write(request)
             await self.done_writing()
-        except RpcError:
-            pass  # the call failed; readers see the status
-        except Exception as exc:
-            self._end_locally(
-                RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
-            )
+        except BaseException as exc:
+            if not self._done.is_set():
+                self._end_locally(
+                    RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
+                )
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -522,11 +571,17 @@ class Call(Generic[Req, Resp]):
             max_length=self._channel.max_receive_message_length,
         )
         if "grpc-status" in fields:
-            # Trailers-Only: the whole answer is in this one header block.
+            # Trailers-Only: the whole answer is in this one header block. Taking
+            # the (empty) trailers lets the connection forget the stream.
             self._initial_metadata = Metadata()
+            with contextlib.suppress(core.H2Error):
+                await conn.recv_trailers(self._stream_id)
             self._complete(headers, fields)
             return
-        self._initial_metadata = decode_metadata(headers)
+        try:
+            self._initial_metadata = decode_metadata(headers)
+        except ValueError as exc:
+            self._abort(RpcError(StatusCode.INTERNAL, str(exc)))
         http_status = fields.get(":status", "")
         if http_status != "200":
             code = (
@@ -554,7 +609,9 @@ class Call(Generic[Req, Resp]):
     async def _read_single_response(self) -> Resp:
         response = await self.read()
         if response is None:
-            raise RpcError(StatusCode.UNIMPLEMENTED, "the server sent no response message")
+            error = RpcError(StatusCode.UNIMPLEMENTED, "the server sent no response message")
+            self._error, self._code, self._details = error, error.code, error.details
+            raise error
         if await self.read() is not None:
             self._abort(RpcError(StatusCode.UNIMPLEMENTED, "the server sent several responses"))
         return response
@@ -602,7 +659,7 @@ class Call(Generic[Req, Resp]):
     # --- ending ------------------------------------------------------------------------
 
     def _set_error(self, error: RpcError) -> None:
-        if self._error is None:
+        if self._error is None and not self._done.is_set():
             self._error = error
             self._set_done(error.code, error.details)
 
@@ -630,15 +687,19 @@ class Call(Generic[Req, Resp]):
         raise self._error from None
 
     def _end_locally(self, error: RpcError) -> None:
-        """End the call on our side with ``error``: record it, reset the stream."""
+        """End the call on our side with ``error``: record it, reset the stream.
+
+        A call that already completed OK is left alone (its responses may still
+        be unread)."""
+        if self._done.is_set() and self._error is None:
+            return
         self._set_error(error)
         if self._conn is not None:
             self._conn.reset_stream(self._stream_id, ErrorCodes.CANCEL)
 
     def _abort(self, error: RpcError) -> NoReturn:
         self._end_locally(error)
-        assert self._error is not None
-        raise self._error
+        raise self._error or error
 
     def _on_deadline(self) -> None:
         self._timer = None
@@ -648,6 +709,20 @@ class Call(Generic[Req, Resp]):
     def _abandon(self) -> None:
         """The caller stopped waiting (error or cancellation): leave no stream open."""
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
+
+
+def _release_late_stream(call: Call[Any, Any]) -> Callable[[asyncio.Future[Any]], None]:
+    """If a wait we gave up on still opened a stream, reset it: nobody will use it."""
+
+    def release(task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        result = task.result()
+        conn = call._channel._connection
+        if isinstance(result, int) and conn is not None:
+            conn.reset_stream(result, ErrorCodes.CANCEL)
+
+    return release
 
 
 def _consume_exception(task: asyncio.Future[None]) -> None:

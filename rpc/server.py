@@ -157,6 +157,8 @@ class ServerContext:
         """Send one response message."""
         if self._finished:
             raise RuntimeError("the call is already finished")
+        if self._deadline_exceeded:
+            raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if not self._headers_sent:
             await self._send_headers(None)
         data = frame_message(
@@ -459,15 +461,19 @@ class Server:
         timer = None
         if context._deadline is not None:
             timer = loop.call_at(context._deadline, context._on_deadline)
-        conn.on_stream_error(stream_id, context._on_stream_error)
         current_deadline.set(context._deadline)
         code, details = StatusCode.OK, ""
         trailing: Metadata | None = None
         status_details = None
         try:
+            conn.on_stream_error(stream_id, context._on_stream_error)
             await self._invoke(context)
             code, details = context._code, context._details
             trailing = context._trailing_metadata
+            if context._deadline_exceeded:
+                # The handler swallowed the cancellation: the deadline still stands.
+                _uncancel()
+                code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
         except RpcError as exc:
             code, details, status_details = exc.code, exc.details, exc.status_details
             trailing = exc.trailing_metadata or context._trailing_metadata
