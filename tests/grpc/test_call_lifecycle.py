@@ -1,0 +1,219 @@
+"""Client call lifecycles found wrong in review: no hang, no leaked stream, right status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import rpc
+import rpc.core
+from rpc import RpcError, StatusCode
+from rpc.protocol.framing import encode_frame
+
+from .echo import methods
+
+TIMEOUT = 10
+
+
+async def _server(pb2: ModuleType, handlers: dict[str, Any], **options: Any) -> rpc.Server:
+    server = rpc.Server(**options)
+    for name, handler in handlers.items():
+        server.add_method(methods(pb2)[name], handler)
+    await server.start()
+    return server
+
+
+def _no_open_streams(channel: rpc.Channel) -> bool:
+    conn = channel._connection
+    return conn is None or conn.open_streams == 0
+
+
+async def test_request_iterator_raising_cancels_the_call(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+
+    async def collect(requests: AsyncIterator[Any], context: rpc.ServerContext) -> Any:
+        async for _ in requests:
+            pass
+        return pb2.EchoResponse()
+
+    server = await _server(pb2, {"ClientStream": collect})
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        for failure in (ValueError("boom"), RpcError(StatusCode.UNAVAILABLE, "upstream")):
+
+            async def requests(failure: Exception = failure) -> AsyncIterator[Any]:
+                yield pb2.EchoRequest()
+                raise failure
+
+            call = channel.stream_unary(methods(pb2)["ClientStream"])(requests())
+            with pytest.raises(RpcError) as info:
+                await asyncio.wait_for(call, TIMEOUT)
+            assert info.value.code is StatusCode.CANCELLED
+            assert call.done()
+        assert _no_open_streams(channel)
+    await server.stop()
+
+
+async def test_server_answering_early_is_ok_and_keeps_its_responses(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+
+    async def answer_first(requests: AsyncIterator[Any], context: rpc.ServerContext) -> Any:
+        first = await requests.__anext__()
+        yield pb2.EchoResponse(message=f"only-{first.message}")
+        yield pb2.EchoResponse(message="second")
+
+    server = await _server(pb2, {"Bidi": answer_first})
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+
+        async def many() -> AsyncIterator[Any]:
+            for i in range(1000):
+                yield pb2.EchoRequest(message=str(i), payload=b"p" * 1000)
+                await asyncio.sleep(0)
+
+        call = channel.stream_stream(methods(pb2)["Bidi"])(many())
+        messages = [r.message async for r in call]
+        assert messages == ["only-0", "second"]
+        assert await call.code() is StatusCode.OK
+        await call.write(pb2.EchoRequest())  # dropped, not an error: the call is over
+        await call.done_writing()
+    await server.stop()
+
+
+async def test_cancel_while_waiting_for_a_stream_slot(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    started: list[str] = []
+
+    async def slow(request: Any, context: rpc.ServerContext) -> Any:
+        started.append(request.message)
+        await asyncio.sleep(0.5)
+        return pb2.EchoResponse(message=request.message)
+
+    server = await _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        unary = channel.unary_unary(methods(pb2)["Unary"])
+        first = asyncio.create_task(unary(pb2.EchoRequest(message="first")))
+        await asyncio.sleep(0.1)
+        stream = channel.unary_stream(methods(pb2)["ServerStream"])
+        waiting = stream(pb2.EchoRequest(message="second"))
+        reader = asyncio.create_task(waiting.read())
+        await asyncio.sleep(0.1)
+        assert waiting.cancel()
+        with pytest.raises(RpcError) as info:
+            await asyncio.wait_for(reader, 1)
+        assert info.value.code is StatusCode.CANCELLED
+        assert (await first).message == "first"
+        assert (await unary(pb2.EchoRequest(message="third"), timeout=TIMEOUT)).message == "third"
+        assert started == ["first", "third"]
+        assert _no_open_streams(channel)
+    await server.stop()
+
+
+async def test_request_serializer_error_ends_the_call(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    server = await _server(pb2, {})
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.unary_stream(methods(pb2)["ServerStream"])(object())  # type: ignore[arg-type]
+        for _ in range(2):
+            with pytest.raises(RpcError) as info:
+                await asyncio.wait_for(call.read(), TIMEOUT)
+            assert info.value.code is StatusCode.INTERNAL
+        assert await call.code() is StatusCode.INTERNAL
+        assert _no_open_streams(channel)
+    await server.stop()
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_call(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    cancelled = asyncio.Event()
+
+    async def forever(requests: AsyncIterator[Any], context: rpc.ServerContext) -> Any:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await _server(pb2, {"ClientStream": forever})
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.stream_unary(methods(pb2)["ClientStream"])()
+        await call.write(pb2.EchoRequest())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(call, 0.3)
+        assert call.done() and await call.code() is StatusCode.CANCELLED
+        await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+    await server.stop()
+
+
+async def test_handler_swallowing_the_deadline_still_reports_it(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+
+    async def stubborn(request: Any, context: rpc.ServerContext) -> Any:
+        # Bad manners, but the status must still say DEADLINE_EXCEEDED.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(5)
+        return pb2.EchoResponse(message="too late")
+
+    server = await _server(pb2, {"Unary": stubborn})
+    # A bare HTTP/2 client with no deadline of its own shows the server's status.
+    conn = await rpc.core.open_connection("127.0.0.1", server.port)
+    stream_id = await conn.start_request(
+        {
+            ":method": "POST",
+            ":path": methods(pb2)["Unary"].path,
+            "content-type": "application/grpc",
+            "te": "trailers",
+            "grpc-timeout": "300m",
+        }
+    )
+    await conn.send_data(stream_id, encode_frame(b""), end_stream=True)
+    headers = dict(await conn.recv_response(stream_id))
+    assert await conn.read_stream(stream_id, -1) == b""  # no "too late" response
+    trailers = dict(await conn.recv_trailers(stream_id)) or headers
+    assert trailers["grpc-status"] == str(int(StatusCode.DEADLINE_EXCEEDED))
+    await conn.close_connection()
+    await server.stop()
+
+
+async def test_ok_without_a_message_on_a_unary_call_is_reported_consistently(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+
+    async def on_connected(conn: rpc.core.Connection) -> None:
+        stream_id, _ = await conn.recv_request()
+        await conn.read_stream(stream_id, -1)
+        await conn.start_response(
+            stream_id,
+            {
+                ":status": "200",
+                "content-type": "application/grpc",
+                "grpc-status": "0",
+            },
+            end_stream=True,
+        )
+
+    server = await rpc.core.start_server(on_connected, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with rpc.Channel(f"127.0.0.1:{port}") as channel:
+        call = channel.stream_unary(methods(pb2)["ClientStream"])([pb2.EchoRequest()])
+        with pytest.raises(RpcError) as info:
+            await call
+        assert info.value.code is StatusCode.UNIMPLEMENTED
+        assert await call.code() is StatusCode.UNIMPLEMENTED
+    server.close()
