@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
 
 from h2.errors import ErrorCodes
@@ -434,12 +434,11 @@ class Call(Generic[Req, Resp]):
         conn = channel._connection
         if conn is None or conn.closed:
             conn = await self._wait(channel._get_connection())
-        headers = self._headers()
         try:
-            if conn.available_streams:
-                stream_id = await conn.start_request(headers)
-            else:  # waits for a free stream slot
-                stream_id = await self._wait(conn.start_request(headers))
+            if not conn.available_streams:
+                await self._wait(conn.wait_stream_slot())
+            # Built only now, so that grpc-timeout tells what is really left.
+            stream_id = await conn.start_request(self._headers())
         except core.ConnectionClosedError as exc:
             self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
             raise self._error from None  # type: ignore[misc]
@@ -461,7 +460,7 @@ class Call(Generic[Req, Resp]):
             ended.cancel()
             if not task.done():
                 task.cancel()
-                task.add_done_callback(_release_late_stream(self))
+                task.add_done_callback(_consume_exception)
         if task.done() and not task.cancelled():
             return task.result()
         if self._error is None:
@@ -711,20 +710,6 @@ class Call(Generic[Req, Resp]):
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
 
 
-def _release_late_stream(call: Call[Any, Any]) -> Callable[[asyncio.Future[Any]], None]:
-    """If a wait we gave up on still opened a stream, reset it: nobody will use it."""
-
-    def release(task: asyncio.Future[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return
-        result = task.result()
-        conn = call._channel._connection
-        if isinstance(result, int) and conn is not None:
-            conn.reset_stream(result, ErrorCodes.CANCEL)
-
-    return release
-
-
-def _consume_exception(task: asyncio.Future[None]) -> None:
+def _consume_exception(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()

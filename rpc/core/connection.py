@@ -253,6 +253,16 @@ class Connection(asyncio.Protocol):
         """Streams this client can open now without waiting for the peer's limit."""
         return max(0, self._peer_stream_limit() - self._open_local)
 
+    async def wait_stream_slot(self) -> None:
+        """Wait until ``start_request`` could open a stream without waiting.
+
+        The slot is not reserved: another task may take it first, and then
+        ``start_request`` waits again. Useful to build time-sensitive headers
+        (a remaining timeout) only once a stream can really be opened.
+        """
+        self._require_side(client=True, what="wait_stream_slot")
+        await self._acquire_stream_slot()
+
     @property
     def open_streams(self) -> int:
         """Streams currently open on this connection (both directions)."""

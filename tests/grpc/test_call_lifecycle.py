@@ -217,3 +217,26 @@ async def test_ok_without_a_message_on_a_unary_call_is_reported_consistently(
         assert info.value.code is StatusCode.UNIMPLEMENTED
         assert await call.code() is StatusCode.UNIMPLEMENTED
     server.close()
+
+
+async def test_grpc_timeout_tells_the_time_left_after_waiting_for_a_slot(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    remaining: list[float | None] = []
+
+    async def slow(request: Any, context: rpc.ServerContext) -> Any:
+        remaining.append(context.time_remaining())
+        await asyncio.sleep(float(request.message or 0))
+        return pb2.EchoResponse()
+
+    server = await _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        unary = channel.unary_unary(methods(pb2)["Unary"])
+        await unary(pb2.EchoRequest())  # connected, and the server's limit is known
+        first = asyncio.create_task(unary(pb2.EchoRequest(message="1.0")))
+        await asyncio.sleep(0.1)
+        await unary(pb2.EchoRequest(), timeout=5)  # waits ~0.9 s for the only slot
+        await first
+    assert remaining[2] is not None and remaining[2] < 4.5
+    await server.stop()
