@@ -19,26 +19,56 @@ PROTOS = Path(__file__).parent / "protos"
 FILES = ["awkward/deps/common.proto", "awkward/service.proto", "nopackage.proto"]
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("gen")
+def _codegen(
+    include: Path, out: Path, *protos: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m codegen`` as a user would."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codegen",
-            "-I",
-            str(PROTOS),
-            "--out",
-            str(out),
-            *(str(PROTOS / f) for f in FILES),
-        ],
+        [sys.executable, "-m", "codegen", "-I", str(include), "--out", str(out), *map(str, protos)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _mypy_strict(directory: Path, pb2_modules: list[str], *files: Path) -> None:
+    """mypy --strict over ``files``, with ``directory`` (generated code) on the path.
+
+    protoc's own .pyi files use bare ``Mapping``: that one check is relaxed for
+    them (only them), the way a project using them configures mypy.
+    """
+    config = directory / "mypy.ini"
+    config.write_text(
+        "[mypy]\nstrict = True\n"
+        + "".join(f"[mypy-{name}]\ndisallow_any_generics = False\n" for name in pb2_modules)
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--no-incremental",
+            *map(str, files),
+        ],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"MYPYPATH": f"{directory}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("gen")
+    _codegen(PROTOS, out, *(PROTOS / f for f in FILES))
     sys.path.insert(0, str(out))
     try:
         yield out
@@ -66,32 +96,12 @@ def test_files_are_written_beside_protocs(generated: Path) -> None:
 
 
 def test_generated_code_is_clean_for_mypy_strict(generated: Path) -> None:
-    # protoc's own .pyi files use bare ``Mapping``; that one check is relaxed for
-    # them (only them), the way a project using them configures mypy.
-    pb2 = ["awkward.service_pb2", "awkward.deps.common_pb2", "nopackage_pb2"]
-    config = generated / "mypy.ini"
-    config.write_text(
-        "[mypy]\nstrict = True\n"
-        + "".join(f"[mypy-{name}]\ndisallow_any_generics = False\n" for name in pb2)
+    _mypy_strict(
+        generated,
+        ["awkward.service_pb2", "awkward.deps.common_pb2", "nopackage_pb2"],
+        generated / "awkward" / "service_rpc.py",
+        generated / "nopackage_rpc.py",
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(config),
-            "--no-incremental",
-            str(generated / "awkward" / "service_rpc.py"),
-            str(generated / "nopackage_rpc.py"),
-        ],
-        cwd=generated,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"MYPYPATH": f"{generated}:{ROOT}", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_names_comments_and_deprecation(generated: Path) -> None:
@@ -165,22 +175,7 @@ async def test_serve_and_call_every_kind(generated: Path) -> None:
 def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
     bad = tmp_path / "bad.proto"
     bad.write_text('syntax = "proto3";\nmessage M { strin x = 1; }\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codegen",
-            "-I",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "o"),
-            str(bad),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _codegen(tmp_path, tmp_path / "o", bad, check=False)
     assert result.returncode != 0
     assert "strin" in result.stderr
 
@@ -201,39 +196,10 @@ def test_helloworld_demo_runs() -> None:
 
 
 def test_helloworld_example_is_clean_for_mypy_strict(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codegen",
-            "-I",
-            str(ROOT / "protos"),
-            "--out",
-            str(tmp_path),
-            str(ROOT / "protos" / "helloworld" / "helloworld.proto"),
-        ],
-        cwd=ROOT,
-        check=True,
+    _codegen(ROOT / "protos", tmp_path, ROOT / "protos" / "helloworld" / "helloworld.proto")
+    _mypy_strict(
+        tmp_path,
+        ["helloworld.helloworld_pb2"],
+        ROOT / "examples" / "helloworld" / "server.py",
+        ROOT / "examples" / "helloworld" / "client.py",
     )
-    config = tmp_path / "mypy.ini"
-    config.write_text(
-        "[mypy]\nstrict = True\n[mypy-helloworld.helloworld_pb2]\ndisallow_any_generics = False\n"
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(config),
-            "--no-incremental",
-            str(ROOT / "examples" / "helloworld" / "server.py"),
-            str(ROOT / "examples" / "helloworld" / "client.py"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"MYPYPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
