@@ -1,4 +1,7 @@
-"""The Quick start demo: generate code, start the helloworld server, run the client."""
+"""The Quick start demo: generate code, start an example's server, run its client.
+
+python examples/demo.py [helloworld|route_guide]
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "examples" / "_generated"
+EXAMPLES = ("helloworld", "route_guide")
 
 
 def main() -> int:
+    name = sys.argv[1] if len(sys.argv) > 1 else "helloworld"
+    if name not in EXAMPLES:
+        print(f"usage: demo.py [{'|'.join(EXAMPLES)}]", file=sys.stderr)
+        return 2
+    proto = ROOT / "protos" / name / f"{name}.proto"
     subprocess.run(
         [
             sys.executable,
@@ -21,14 +30,15 @@ def main() -> int:
             str(ROOT / "protos"),
             "--out",
             str(GENERATED),
-            str(ROOT / "protos" / "helloworld" / "helloworld.proto"),
+            str(proto),
         ],
         check=True,
         cwd=ROOT,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(GENERATED), str(ROOT)])}
+    example = ROOT / "examples" / name
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "helloworld" / "server.py"), "--port", "0"],
+        [sys.executable, str(example / "server.py"), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -40,12 +50,9 @@ def main() -> int:
             print("the server did not start", file=sys.stderr)
             return 1
         port = line.split()[1]
-        print(f"helloworld server listening on 127.0.0.1:{port}")
-        return subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "helloworld" / "client.py"), "--port", port],
-            env=env,
-            check=False,
-        ).returncode
+        print(f"{name} server listening on 127.0.0.1:{port}")
+        client = [sys.executable, str(example / "client.py"), "--port", port]
+        return subprocess.run(client, env=env, check=False).returncode
     finally:
         server.terminate()
         server.wait(timeout=30)

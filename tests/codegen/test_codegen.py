@@ -180,9 +180,29 @@ def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
     assert "strin" in result.stderr
 
 
-def test_helloworld_demo_runs() -> None:
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        (
+            "helloworld",
+            ["SayHello: Hello, world!", "SayHelloStream: Hello, friends!", "INVALID_ARGUMENT"],
+        ),
+        (
+            "route_guide",
+            [
+                "GetFeature: 'Old lighthouse'",
+                "GetFeature at 0,0: ''",
+                "ListFeatures: ['Harbour market', 'Stone bridge', 'Clock tower', "
+                "'Botanical garden']",
+                "RecordRoute: 7 points, 6 features, 1569 m",
+                "RouteChat: ['first', 'second']",
+            ],
+        ),
+    ],
+)
+def test_example_runs(example: str, expected: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        [sys.executable, str(ROOT / "examples" / "demo.py"), example],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -190,16 +210,16 @@ def test_helloworld_demo_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "SayHello: Hello, world!" in result.stdout
-    assert "SayHelloStream: Hello, friends!" in result.stdout
-    assert "INVALID_ARGUMENT" in result.stdout
+    for line in expected:
+        assert line in result.stdout
 
 
-def test_helloworld_example_is_clean_for_mypy_strict(tmp_path: Path) -> None:
-    _codegen(ROOT / "protos", tmp_path, ROOT / "protos" / "helloworld" / "helloworld.proto")
+@pytest.mark.parametrize("example", ["helloworld", "route_guide"])
+def test_example_is_clean_for_mypy_strict(tmp_path: Path, example: str) -> None:
+    _codegen(ROOT / "protos", tmp_path, ROOT / "protos" / example / f"{example}.proto")
     _mypy_strict(
         tmp_path,
-        ["helloworld.helloworld_pb2"],
-        ROOT / "examples" / "helloworld" / "server.py",
-        ROOT / "examples" / "helloworld" / "client.py",
+        [f"{example}.{example}_pb2"],
+        ROOT / "examples" / example / "server.py",
+        ROOT / "examples" / example / "client.py",
     )

@@ -1,0 +1,124 @@
+"""The RouteGuide service: one method of each call kind, on a small data file.
+
+PYTHONPATH=examples/_generated python examples/route_guide/server.py --port 50052
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import signal
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from route_guide.route_guide_pb2 import Feature, Point, Rectangle, RouteNote, RouteSummary
+from route_guide.route_guide_rpc import RouteGuideServicer
+
+import rpc
+
+DATA = Path(__file__).with_name("features.json")
+E7 = 1e7
+
+
+def load_features(path: Path = DATA) -> list[Feature]:
+    return [
+        Feature(
+            name=item["name"],
+            location=Point(latitude=item["latitude"], longitude=item["longitude"]),
+        )
+        for item in json.loads(path.read_text())
+    ]
+
+
+def distance(start: Point, end: Point) -> int:
+    """Great-circle distance in metres (haversine)."""
+    lat1, lat2 = math.radians(start.latitude / E7), math.radians(end.latitude / E7)
+    dlat = lat2 - lat1
+    dlon = math.radians((end.longitude - start.longitude) / E7)
+    a = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return int(6_371_000 * 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)))
+
+
+class RouteGuide(RouteGuideServicer):
+    def __init__(self, features: list[Feature]) -> None:
+        self.features = features
+        self.notes: dict[tuple[int, int], list[RouteNote]] = defaultdict(list)
+
+    def _feature_at(self, point: Point) -> Feature | None:
+        for feature in self.features:
+            if feature.location == point:
+                return feature
+        return None
+
+    async def GetFeature(self, request: Point, context: rpc.ServerContext) -> Feature:
+        return self._feature_at(request) or Feature(name="", location=request)
+
+    async def ListFeatures(
+        self, request: Rectangle, context: rpc.ServerContext
+    ) -> AsyncIterator[Feature]:
+        lat_lo, lat_hi = sorted((request.lo.latitude, request.hi.latitude))
+        lon_lo, lon_hi = sorted((request.lo.longitude, request.hi.longitude))
+        for feature in self.features:
+            if not feature.name:
+                continue
+            location = feature.location
+            if lat_lo <= location.latitude <= lat_hi and lon_lo <= location.longitude <= lon_hi:
+                yield feature
+
+    async def RecordRoute(
+        self, request: AsyncIterator[Point], context: rpc.ServerContext
+    ) -> RouteSummary:
+        points = features = metres = 0
+        previous: Point | None = None
+        started = time.monotonic()
+        async for point in request:
+            points += 1
+            found = self._feature_at(point)
+            if found is not None and found.name:
+                features += 1
+            if previous is not None:
+                metres += distance(previous, point)
+            previous = point
+        return RouteSummary(
+            point_count=points,
+            feature_count=features,
+            distance=metres,
+            elapsed_time=int(time.monotonic() - started),
+        )
+
+    async def RouteChat(
+        self, request: AsyncIterator[RouteNote], context: rpc.ServerContext
+    ) -> AsyncIterator[RouteNote]:
+        async for note in request:
+            key = (note.location.latitude, note.location.longitude)
+            for earlier in self.notes[key]:
+                yield earlier
+            self.notes[key].append(note)
+
+
+async def serve(host: str, port: int) -> None:
+    server = rpc.Server([RouteGuide(load_features())])
+    bound = await server.start(host, port)
+    print(f"ready {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(grace=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="RouteGuide server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50052, help="0 picks a free port")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
