@@ -293,8 +293,11 @@ class Call(Generic[Req, Resp]):
 
     # --- public API --------------------------------------------------------------
 
-    async def write(self, request: Req) -> None:
-        """Send one request message (dropped if the server already finished the call)."""
+    async def write(self, request: Req, *, compress: bool = True) -> None:
+        """Send one request message (dropped if the server already finished the call).
+
+        ``compress=False`` sends this one uncompressed even if the call compresses.
+        """
         if self._done_writing:
             raise RuntimeError("done_writing() was already called")
         if self._done.is_set():
@@ -303,7 +306,7 @@ class Call(Generic[Req, Resp]):
             return  # the call ended OK: the server wants no more requests
         try:
             await self._start()
-            await self._send(request, end_stream=False)
+            await self._send(request, end_stream=False, compress=compress)
         except asyncio.CancelledError:
             self._abandon()
             raise
@@ -486,7 +489,7 @@ class Call(Generic[Req, Resp]):
 
     # --- sending -----------------------------------------------------------------------
 
-    async def _send(self, request: Req, *, end_stream: bool) -> None:
+    async def _send(self, request: Req, *, end_stream: bool, compress: bool = True) -> None:
         if self._peer_stopped_reading:
             return
         try:
@@ -498,6 +501,7 @@ class Call(Generic[Req, Resp]):
                 payload,
                 encoding=self._compression,
                 max_length=self._channel.max_send_message_length,
+                compress=compress,
             )
         except RpcError as exc:
             self._abort(exc)

@@ -153,8 +153,8 @@ class ServerContext:
             trailing_metadata=Metadata(trailing_metadata) if trailing_metadata else None,
         )
 
-    async def write(self, message: Any) -> None:
-        """Send one response message."""
+    async def write(self, message: Any, *, compress: bool = True) -> None:
+        """Send one response message; ``compress=False`` sends this one uncompressed."""
         if self._finished:
             raise RuntimeError("the call is already finished")
         if self._deadline_exceeded:
@@ -165,6 +165,7 @@ class ServerContext:
             self._method.response_serializer(message),
             encoding=self._negotiated_encoding(),
             max_length=self._server.max_send_message_length,
+            compress=compress,
         )
         await self._conn.send_data(self._stream_id, data)
 

@@ -214,12 +214,19 @@ def test_example_runs(example: str, expected: list[str]) -> None:
         assert line in result.stdout
 
 
-@pytest.mark.parametrize("example", ["helloworld", "route_guide"])
-def test_example_is_clean_for_mypy_strict(tmp_path: Path, example: str) -> None:
-    _codegen(ROOT / "protos", tmp_path, ROOT / "protos" / example / f"{example}.proto")
+@pytest.mark.parametrize(
+    ("example", "protos"),
+    [
+        ("helloworld", ["helloworld/helloworld"]),
+        ("route_guide", ["route_guide/route_guide"]),
+        ("interop", ["grpc_testing/empty", "grpc_testing/messages", "grpc_testing/test"]),
+    ],
+)
+def test_example_is_clean_for_mypy_strict(tmp_path: Path, example: str, protos: list[str]) -> None:
+    _codegen(ROOT / "protos", tmp_path, *(ROOT / "protos" / f"{p}.proto" for p in protos))
     _mypy_strict(
         tmp_path,
-        [f"{example}.{example}_pb2"],
+        [f"{p.replace('/', '.')}_pb2" for p in protos],
         ROOT / "examples" / example / "server.py",
         ROOT / "examples" / example / "client.py",
     )

@@ -1,0 +1,141 @@
+"""The gRPC interop test server (grpc.testing.TestService) on h2rpc.
+
+    PYTHONPATH=examples/_generated python examples/interop/server.py --port 10000
+
+Flags as in gRPC's interop test descriptions; prints ``ready <port>`` when listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+
+from grpc_testing.empty_pb2 import Empty
+from grpc_testing.messages_pb2 import (
+    EchoStatus,
+    Payload,
+    SimpleRequest,
+    SimpleResponse,
+    StreamingInputCallRequest,
+    StreamingInputCallResponse,
+    StreamingOutputCallRequest,
+    StreamingOutputCallResponse,
+)
+from grpc_testing.test_rpc import TestServiceServicer
+
+import rpc
+
+ECHO_INITIAL = "x-grpc-test-echo-initial"
+ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
+
+
+def _payload(size: int) -> Payload:
+    return Payload(body=bytes(size))
+
+
+async def _echo_metadata(context: rpc.ServerContext) -> None:
+    metadata = context.invocation_metadata()
+    initial = metadata.get_all(ECHO_INITIAL)
+    if initial:
+        await context.send_initial_metadata([(ECHO_INITIAL, value) for value in initial])
+    trailing = metadata.get_all(ECHO_TRAILING)
+    if trailing:
+        context.set_trailing_metadata([(ECHO_TRAILING, value) for value in trailing])
+
+
+def _check_status(status: EchoStatus) -> None:
+    if status.code:
+        raise rpc.RpcError(rpc.StatusCode(status.code), status.message)
+
+
+def _check_compressed(expected: bool, context: rpc.ServerContext) -> None:
+    if expected and not context.request_compressed:
+        raise rpc.RpcError(rpc.StatusCode.INVALID_ARGUMENT, "expected a compressed request")
+
+
+class TestService(TestServiceServicer):
+    async def EmptyCall(self, request: Empty, context: rpc.ServerContext) -> Empty:
+        await _echo_metadata(context)
+        return Empty()
+
+    async def UnaryCall(self, request: SimpleRequest, context: rpc.ServerContext) -> SimpleResponse:
+        _check_compressed(request.expect_compressed.value, context)
+        if request.response_compressed.value:
+            context.set_compression("gzip")
+        await _echo_metadata(context)
+        _check_status(request.response_status)
+        return SimpleResponse(payload=_payload(request.response_size))
+
+    async def CacheableUnaryCall(
+        self, request: SimpleRequest, context: rpc.ServerContext
+    ) -> SimpleResponse:
+        return await self.UnaryCall(request, context)
+
+    async def _respond(
+        self, request: StreamingOutputCallRequest, context: rpc.ServerContext
+    ) -> None:
+        for parameters in request.response_parameters:
+            if parameters.interval_us:
+                await asyncio.sleep(parameters.interval_us / 1e6)
+            response = StreamingOutputCallResponse(payload=_payload(parameters.size))
+            await context.write(response, compress=parameters.compressed.value)
+        _check_status(request.response_status)
+
+    async def StreamingOutputCall(  # type: ignore[override]
+        self, request: StreamingOutputCallRequest, context: rpc.ServerContext
+    ) -> None:
+        if any(p.compressed.value for p in request.response_parameters):
+            context.set_compression("gzip")
+        await _echo_metadata(context)
+        await self._respond(request, context)
+
+    async def StreamingInputCall(
+        self, request: AsyncIterator[StreamingInputCallRequest], context: rpc.ServerContext
+    ) -> StreamingInputCallResponse:
+        total = 0
+        async for message in request:
+            _check_compressed(message.expect_compressed.value, context)
+            total += len(message.payload.body)
+        return StreamingInputCallResponse(aggregated_payload_size=total)
+
+    async def FullDuplexCall(  # type: ignore[override]
+        self, request: AsyncIterator[StreamingOutputCallRequest], context: rpc.ServerContext
+    ) -> None:
+        await _echo_metadata(context)
+        async for message in request:
+            await self._respond(message, context)
+
+    async def HalfDuplexCall(  # type: ignore[override]
+        self, request: AsyncIterator[StreamingOutputCallRequest], context: rpc.ServerContext
+    ) -> None:
+        await _echo_metadata(context)
+        for message in [m async for m in request]:
+            await self._respond(message, context)
+
+
+async def serve(port: int) -> None:
+    server = rpc.Server([TestService()])
+    bound = await server.start("127.0.0.1", port)
+    print(f"ready {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(grace=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="gRPC interop test server")
+    parser.add_argument("--port", type=int, default=10000)
+    parser.add_argument("--use_tls", default="false", choices=["true", "false"])
+    args = parser.parse_args()
+    if args.use_tls == "true":
+        parser.error("--use_tls=true is not supported yet (no test certificates shipped)")
+    asyncio.run(serve(args.port))
+
+
+if __name__ == "__main__":
+    main()
