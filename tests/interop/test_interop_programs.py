@@ -202,3 +202,33 @@ async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
             assert code == 0 and f"PASS {case}" in output, output
     finally:
         await server.stop(0)
+
+
+async def test_grpcio_client_against_our_server_every_case(generated: Path) -> None:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "server.py"),
+        "--port",
+        "0",
+        env=_env(generated),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        line = (await asyncio.wait_for(server.stdout.readline(), 60)).decode()
+        client = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.interop.grpcio_client",
+            line.split()[1],
+            env=_env(generated),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output = (await asyncio.wait_for(client.communicate(), 300))[0].decode()
+        assert client.returncode == 0, output
+        assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
+    finally:
+        server.terminate()
+        await server.wait()
