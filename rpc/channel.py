@@ -99,6 +99,12 @@ class Channel:
         connecting = self._connecting
         try:
             return await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            if connecting.cancelled() and self._closed:
+                # close() stopped the connect: that is the channel's news, not
+                # a cancellation of this task.
+                raise RpcError(StatusCode.UNAVAILABLE, "the channel was closed") from None
+            raise
         finally:
             if connecting.done() and self._connecting is connecting:
                 self._connecting = None

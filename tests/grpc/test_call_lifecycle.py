@@ -240,3 +240,21 @@ async def test_grpc_timeout_tells_the_time_left_after_waiting_for_a_slot(
         await first
     assert remaining[2] is not None and remaining[2] < 4.5
     await server.stop()
+
+
+async def test_closing_the_channel_while_connecting_fails_calls_with_unavailable(
+    echo_modules: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pb2, _ = echo_modules
+
+    async def never_connects(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(rpc.core, "open_connection", never_connects)
+    channel = rpc.Channel("127.0.0.1:1", connect_timeout=60)
+    call = asyncio.create_task(channel.unary_unary(methods(pb2)["Unary"])(pb2.EchoRequest()))
+    await asyncio.sleep(0.05)
+    await channel.close()
+    with pytest.raises(RpcError) as info:
+        await asyncio.wait_for(call, TIMEOUT)
+    assert info.value.code is StatusCode.UNAVAILABLE
