@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import signal
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, NoReturn
@@ -363,6 +364,32 @@ class Server:
             await asyncio.gather(*self._calls, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def serve_until_signal(
+        self,
+        host: str | None = "127.0.0.1",
+        port: int = 0,
+        *,
+        grace: float | None = 5.0,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
+        """Start, print ``ready <port>``, serve until SIGINT or SIGTERM, then stop(grace).
+
+        What a server program's main needs; the ``ready`` line lets scripts and
+        tests that start it on port 0 learn the port.
+        """
+        bound = await self.start(host, port, ssl=ssl)
+        print(f"ready {bound}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await self.stop(grace)
 
     async def __aenter__(self) -> Server:
         return self

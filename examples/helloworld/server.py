@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 
 from helloworld.helloworld_pb2 import HelloReply, HelloRequest
@@ -33,15 +32,7 @@ class Greeter(GreeterServicer):
 
 
 async def serve(host: str, port: int) -> None:
-    server = rpc.Server([Greeter()])
-    bound = await server.start(host, port)
-    print(f"ready {bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop(grace=5)
+    await rpc.Server([Greeter()]).serve_until_signal(host, port, grace=5)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 
 from grpc_testing.empty_pb2 import Empty
@@ -116,15 +115,7 @@ class TestService(TestServiceServicer):
 
 
 async def serve(port: int) -> None:
-    server = rpc.Server([TestService()])
-    bound = await server.start("127.0.0.1", port)
-    print(f"ready {bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop(grace=1)
+    await rpc.Server([TestService()]).serve_until_signal("127.0.0.1", port, grace=1)
 
 
 def main() -> None:

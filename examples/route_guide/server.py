@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import math
-import signal
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -101,15 +100,7 @@ class RouteGuide(RouteGuideServicer):
 
 
 async def serve(host: str, port: int) -> None:
-    server = rpc.Server([RouteGuide(load_features())])
-    bound = await server.start(host, port)
-    print(f"ready {bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop(grace=5)
+    await rpc.Server([RouteGuide(load_features())]).serve_until_signal(host, port, grace=5)
 
 
 def main() -> None:

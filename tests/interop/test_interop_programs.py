@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import subprocess
@@ -78,7 +79,9 @@ async def _run_client(generated: Path, port: int, case: str = "all") -> tuple[in
     return process.returncode, output.decode()
 
 
-async def test_our_client_against_our_server_every_case(generated: Path) -> None:
+@contextlib.asynccontextmanager
+async def _our_interop_server(generated: Path) -> AsyncIterator[int]:
+    """Our interop server in a subprocess; yields its port."""
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / "server.py"),
@@ -91,12 +94,17 @@ async def test_our_client_against_our_server_every_case(generated: Path) -> None
         assert server.stdout is not None
         line = (await asyncio.wait_for(server.stdout.readline(), 60)).decode()
         assert line.startswith("ready "), line
-        code, output = await _run_client(generated, int(line.split()[1]))
-        assert code == 0, output
-        assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
+        yield int(line.split()[1])
     finally:
         server.terminate()
         await server.wait()
+
+
+async def test_our_client_against_our_server_every_case(generated: Path) -> None:
+    async with _our_interop_server(generated) as port:
+        code, output = await _run_client(generated, port)
+    assert code == 0, output
+    assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
 
 
 def _grpcio_test_service(generated: Path) -> Any:
@@ -205,30 +213,17 @@ async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
 
 
 async def test_grpcio_client_against_our_server_every_case(generated: Path) -> None:
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(EXAMPLES / "server.py"),
-        "--port",
-        "0",
-        env=_env(generated),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert server.stdout is not None
-        line = (await asyncio.wait_for(server.stdout.readline(), 60)).decode()
+    async with _our_interop_server(generated) as port:
         client = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tests.interop.grpcio_client",
-            line.split()[1],
+            str(port),
             env=_env(generated),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         output = (await asyncio.wait_for(client.communicate(), 300))[0].decode()
-        assert client.returncode == 0, output
-        assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
-    finally:
-        server.terminate()
-        await server.wait()
+    assert client.returncode == 0, output
+    assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
