@@ -7,14 +7,12 @@ plugin, with the well-known types (google/protobuf/*.proto) on the include path.
 from __future__ import annotations
 
 import argparse
-import os
 import stat
 import sys
 import tempfile
 from pathlib import Path
 
-import grpc_tools
-from grpc_tools import protoc
+from .protoc import run_protoc
 
 
 def _plugin_executable(directory: Path) -> Path:
@@ -40,30 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
     includes = args.proto_path or ["."]
     with tempfile.TemporaryDirectory() as tmp:
         plugin = _plugin_executable(Path(tmp))
-        command = [
-            "protoc",
-            *(f"-I{path}" for path in includes),
-            f"-I{well_known}",
+        options = [
             f"--plugin=protoc-gen-h2rpc={plugin}",
             f"--python_out={out}",
             f"--pyi_out={out}",
             f"--h2rpc_out={out}",
-            *args.protos,
         ]
-        env_path = os.environ.get("PYTHONPATH")
-        project = str(Path(__file__).resolve().parent.parent)
-        os.environ["PYTHONPATH"] = project + (os.pathsep + env_path if env_path else "")
-        try:
-            status = protoc.main(command)
-        finally:
-            if env_path is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = env_path
+        status = run_protoc(includes, options, args.protos)
     if status != 0:
         print(f"python -m codegen: protoc failed (exit status {status})", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ imported under private aliases, so no proto name can clash with ours.
 from __future__ import annotations
 
 import keyword
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from google.protobuf.descriptor_pb2 import FileDescriptorProto, ServiceDescriptorProto
@@ -62,10 +62,12 @@ class _MessageRef:
 class _TypeIndex:
     """Fully-qualified proto message names -> where protoc put their Python classes."""
 
-    def __init__(self, files: Iterable[FileDescriptorProto]) -> None:
+    def __init__(
+        self, files: Iterable[FileDescriptorProto], module_of: Callable[[str], str]
+    ) -> None:
         self._refs: dict[str, _MessageRef] = {}
         for proto in files:
-            module = pb2_module(proto.name)
+            module = module_of(proto.name)
             prefix = f".{proto.package}" if proto.package else ""
             for message in proto.message_type:
                 self._add(module, prefix, "", message)
@@ -99,11 +101,19 @@ def _docstring(text: str | None, indent: str, fallback: str) -> list[str]:
     return [f'{indent}"""{lines[0]}', *rest, f'{indent}"""']
 
 
-def generate(proto: FileDescriptorProto, all_files: Iterable[FileDescriptorProto]) -> str | None:
-    """The source of ``<name>_rpc.py`` for one file, or None if it has no services."""
+def generate(
+    proto: FileDescriptorProto,
+    all_files: Iterable[FileDescriptorProto],
+    module_of: Callable[[str], str] = pb2_module,
+) -> str | None:
+    """The source of ``<name>_rpc.py`` for one file, or None if it has no services.
+
+    ``module_of`` maps a .proto file name to the Python module holding its
+    message classes; the default is where protoc's ``--python_out`` puts them.
+    """
     if not proto.service:
         return None
-    index = _TypeIndex(all_files)
+    index = _TypeIndex(all_files, module_of)
     comments = _comments(proto)
     modules: set[str] = set()
     body: list[str] = []

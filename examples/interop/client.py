@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from grpc_testing.empty_pb2 import Empty
 from grpc_testing.messages_pb2 import (
@@ -27,6 +29,8 @@ from grpc_testing.messages_pb2 import (
 from grpc_testing.test_rpc import TestServiceStub, UnimplementedServiceStub
 
 import rpc
+
+CERTS = Path(__file__).resolve().parent / "certs"
 
 Case = Callable[[rpc.Channel], Awaitable[None]]
 CASES: dict[str, Case] = {}
@@ -283,9 +287,11 @@ async def timeout_on_sleeping_server(channel: rpc.Channel) -> None:
     await expect_status(exchange(), rpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-async def run(host: str, port: int, names: list[str]) -> int:
+async def run(
+    host: str, port: int, names: list[str], tls: ssl.SSLContext | None, host_override: str | None
+) -> int:
     passed = failed = 0
-    async with rpc.Channel(host, port) as channel:
+    async with rpc.Channel(host, port, ssl=tls, server_hostname=host_override) as channel:
         for name in names:
             try:
                 await asyncio.wait_for(CASES[name](channel), 60)
@@ -305,14 +311,26 @@ def main() -> None:
     parser.add_argument("--server_port", type=int, default=10000)
     parser.add_argument("--test_case", default="all", help=f"all, or one of: {', '.join(CASES)}")
     parser.add_argument("--use_tls", default="false", choices=["true", "false"])
+    parser.add_argument(
+        "--use_test_ca",
+        default="false",
+        choices=["true", "false"],
+        help="trust certs/ca.pem (the interop server's test CA) instead of the system's CAs",
+    )
+    parser.add_argument(
+        "--server_host_override", help="the name to verify the server's certificate against"
+    )
     args = parser.parse_args()
+    tls = None
     if args.use_tls == "true":
-        parser.error("--use_tls=true is not supported yet (no test certificates shipped)")
+        ca = str(CERTS / "ca.pem") if args.use_test_ca == "true" else None
+        tls = ssl.create_default_context(cafile=ca)
     names = list(CASES) if args.test_case == "all" else [args.test_case]
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown test case {unknown[0]!r}")
-    sys.exit(asyncio.run(run(args.server_host, args.server_port, names)))
+    run_all = run(args.server_host, args.server_port, names, tls, args.server_host_override)
+    sys.exit(asyncio.run(run_all))
 
 
 if __name__ == "__main__":

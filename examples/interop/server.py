@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from grpc_testing.empty_pb2 import Empty
 from grpc_testing.messages_pb2 import (
@@ -25,6 +27,8 @@ from grpc_testing.messages_pb2 import (
 from grpc_testing.test_rpc import TestServiceServicer
 
 import rpc
+
+CERTS = Path(__file__).resolve().parent / "certs"
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
@@ -114,18 +118,22 @@ class TestService(TestServiceServicer):
             await self._respond(message, context)
 
 
-async def serve(port: int) -> None:
-    await rpc.Server([TestService()]).serve_until_signal("127.0.0.1", port, grace=1)
+async def serve(port: int, tls: ssl.SSLContext | None) -> None:
+    await rpc.Server([TestService()]).serve_until_signal("127.0.0.1", port, ssl=tls, grace=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="gRPC interop test server")
     parser.add_argument("--port", type=int, default=10000)
     parser.add_argument("--use_tls", default="false", choices=["true", "false"])
+    parser.add_argument("--tls_cert_file", type=Path, default=CERTS / "server.pem")
+    parser.add_argument("--tls_key_file", type=Path, default=CERTS / "server.key")
     args = parser.parse_args()
+    tls = None
     if args.use_tls == "true":
-        parser.error("--use_tls=true is not supported yet (no test certificates shipped)")
-    asyncio.run(serve(args.port))
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert_file, args.tls_key_file)
+    asyncio.run(serve(args.port, tls))
 
 
 if __name__ == "__main__":

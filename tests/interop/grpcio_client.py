@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -258,9 +259,18 @@ async def timeout_on_sleeping_server(channel: Any) -> None:
     check(await call.code() == grpc.StatusCode.DEADLINE_EXCEEDED, "not DEADLINE_EXCEEDED")
 
 
-async def run(port: int) -> int:
+def _channel(port: int, ca_file: str | None) -> grpc.aio.Channel:
+    """Plain, or TLS trusting ``ca_file`` and checking the interop test name."""
+    if ca_file is None:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
+    options = [("grpc.ssl_target_name_override", "foo.test.google.fr")]
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
+
+
+async def run(port: int, ca_file: str | None) -> int:
     passed = failed = 0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with _channel(port, ca_file) as channel:
         for name, function in CASES.items():
             try:
                 await asyncio.wait_for(function(channel), 60)
@@ -275,4 +285,5 @@ async def run(port: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run(int(sys.argv[1]))))
+    # usage: python -m tests.interop.grpcio_client PORT [CA_FILE (use TLS)]
+    sys.exit(asyncio.run(run(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)))

@@ -18,6 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "interop"
+CERTS = EXAMPLES / "certs"
+# What gRPC's interop clients pass as --server_host_override; the test certificate has it.
+TLS_CLIENT_FLAGS = [
+    "--use_tls=true",
+    "--use_test_ca=true",
+    "--server_host_override=foo.test.google.fr",
+]
 ALL_CASES = 18
 
 # grpcio's public API cannot tell whether a request arrived compressed, so a
@@ -62,7 +69,9 @@ def _env(generated: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated), str(ROOT)])}
 
 
-async def _run_client(generated: Path, port: int, case: str = "all") -> tuple[int, str]:
+async def _run_client(
+    generated: Path, port: int, case: str = "all", tls: bool = False
+) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / "client.py"),
@@ -70,6 +79,7 @@ async def _run_client(generated: Path, port: int, case: str = "all") -> tuple[in
         str(port),
         "--test_case",
         case,
+        *(TLS_CLIENT_FLAGS if tls else []),
         env=_env(generated),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -80,13 +90,14 @@ async def _run_client(generated: Path, port: int, case: str = "all") -> tuple[in
 
 
 @contextlib.asynccontextmanager
-async def _our_interop_server(generated: Path) -> AsyncIterator[int]:
+async def _our_interop_server(generated: Path, tls: bool = False) -> AsyncIterator[int]:
     """Our interop server in a subprocess; yields its port."""
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / "server.py"),
         "--port",
         "0",
+        f"--use_tls={str(tls).lower()}",
         env=_env(generated),
         stdout=asyncio.subprocess.PIPE,
     )
@@ -100,9 +111,10 @@ async def _our_interop_server(generated: Path) -> AsyncIterator[int]:
         await server.wait()
 
 
-async def test_our_client_against_our_server_every_case(generated: Path) -> None:
-    async with _our_interop_server(generated) as port:
-        code, output = await _run_client(generated, port)
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
+async def test_our_client_against_our_server_every_case(generated: Path, tls: bool) -> None:
+    async with _our_interop_server(generated, tls) as port:
+        code, output = await _run_client(generated, port, tls=tls)
     assert code == 0, output
     assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
 
@@ -177,6 +189,21 @@ def _grpcio_test_service(generated: Path) -> Any:
     return Service(), services
 
 
+async def test_our_client_over_tls_against_a_grpcio_server(generated: Path) -> None:
+    service, services = _grpcio_test_service(generated)
+    server = grpc.aio.server()
+    services.add_TestServiceServicer_to_server(service, server)
+    key_and_chain = ((CERTS / "server.key").read_bytes(), (CERTS / "server.pem").read_bytes())
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([key_and_chain]))
+    await server.start()
+    try:
+        for case in ("large_unary", "ping_pong", "custom_metadata"):
+            code, output = await _run_client(generated, port, case, tls=True)
+            assert code == 0 and f"PASS {case}" in output, output
+    finally:
+        await server.stop(0)
+
+
 async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
     service, services = _grpcio_test_service(generated)
     server = grpc.aio.server()
@@ -212,13 +239,15 @@ async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
         await server.stop(0)
 
 
-async def test_grpcio_client_against_our_server_every_case(generated: Path) -> None:
-    async with _our_interop_server(generated) as port:
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
+async def test_grpcio_client_against_our_server_every_case(generated: Path, tls: bool) -> None:
+    async with _our_interop_server(generated, tls) as port:
         client = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tests.interop.grpcio_client",
             str(port),
+            *([str(CERTS / "ca.pem")] if tls else []),
             env=_env(generated),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,

@@ -1,0 +1,37 @@
+"""Running grpcio-tools' bundled protoc, with the well-known types on the include path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc_tools
+from grpc_tools import protoc
+
+WELL_KNOWN_INCLUDE = Path(grpc_tools.__file__).parent / "_proto"
+_PROJECT = str(Path(__file__).resolve().parent.parent)
+
+
+def run_protoc(includes: Sequence[str], options: Sequence[str], protos: Sequence[str]) -> int:
+    """protoc's exit status; its errors go to stderr as protoc prints them.
+
+    The project directory is put on PYTHONPATH for the duration, so a plugin
+    started by protoc imports this very ``codegen`` package.
+    """
+    command = [
+        "protoc",
+        *(f"-I{path}" for path in includes),
+        f"-I{WELL_KNOWN_INCLUDE}",
+        *options,
+        *protos,
+    ]
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = _PROJECT + (os.pathsep + saved if saved else "")
+    try:
+        return int(protoc.main(command))
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
