@@ -1,0 +1,82 @@
+"""A TCP proxy for tests that can black-hole or cut the traffic it relays.
+
+``black_hole()`` keeps every connection open but silently drops what either
+side sends: the peer looks alive to TCP yet answers nothing, which is what a
+keepalive must detect. ``cut()`` closes every relayed connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.black_holed = False
+        self.connections = 0
+        """Connections accepted so far."""
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    def black_hole(self, enabled: bool = True) -> None:
+        self.black_holed = enabled
+
+    def cut(self) -> None:
+        """Close every relayed connection (both sides see the TCP connection end)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> TcpProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._relay(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _relay(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                if not self.black_holed:
+                    sink.write(data)
+                    await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if not self.black_holed:
+                sink.transport.abort()
+            self._writers.discard(sink)
