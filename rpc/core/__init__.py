@@ -15,14 +15,19 @@ from .errors import (
 )
 from .h2setup import ConnectionSettings
 from .headers import Headers, HeadersArg
+from .keepalive import TOO_MANY_PINGS, ConnectionLifetime, Keepalive, PingPolicy
 
 __all__ = [
+    "TOO_MANY_PINGS",
     "Connection",
     "ConnectionClosedError",
+    "ConnectionLifetime",
     "ConnectionSettings",
     "H2Error",
     "Headers",
     "HeadersArg",
+    "Keepalive",
+    "PingPolicy",
     "StreamClosedError",
     "StreamError",
     "StreamResetError",

@@ -56,6 +56,7 @@ from .headers import (
     validate_outbound,
 )
 from .health import HealthCheck
+from .keepalive import TOO_MANY_PINGS, ConnectionLifetime, Keepalive, PingPolicy, PingStrikes
 from .scheduler import DEFAULT_WEIGHT, PriorityScheduler, check_weight
 from .stream import OutboundItem, Stream
 
@@ -73,6 +74,11 @@ STREAMS_BEFORE_PEER_SETTINGS = 100
 """Streams a client opens before the peer's SETTINGS tell the real limit (RFC 9113 5.1.2)."""
 
 DEFAULT_CLOSE_TIMEOUT = 10.0
+
+GOAWAY_ACK_WAIT = 5.0
+"""Longest wait, in a graceful close, for the PING ack between the two GOAWAYs."""
+
+MAX_STREAM_ID = 2**31 - 1
 
 
 OnConnected = Callable[["Connection"], Awaitable[Any] | None]
@@ -95,6 +101,9 @@ class Connection(asyncio.Protocol):
         functional_timeout: float | None = None,
         on_connected: OnConnected | None = None,
         authority: str | None = None,
+        keepalive: Keepalive | None = None,
+        ping_policy: PingPolicy | None = None,
+        lifetime: ConnectionLifetime | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._client_side = client_side
@@ -128,9 +137,31 @@ class Connection(asyncio.Protocol):
         self._handler: asyncio.Future[Any] | None = None
         self._closing_task: asyncio.Task[Any] | None = None
         """The task awaiting close_connection(), which must not be cancelled by it."""
-        self._health = HealthCheck(
-            self._loop, functional_timeout, send_ping=self._send_ping, on_dead=self._on_peer_dead
-        )
+        self._keepalive = keepalive
+        self._pings_without_data = 0
+        self._ping_strikes = PingStrikes(ping_policy) if ping_policy is not None else None
+        self._lifetime = lifetime
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._age_timer: asyncio.TimerHandle | None = None
+        self._goaway_announced = False
+        """The first GOAWAY of a graceful close (last stream id 2^31-1) is out."""
+        self._background_close: asyncio.Task[None] | None = None
+        if keepalive is not None:
+            self._health = HealthCheck(
+                self._loop,
+                keepalive.timeout,
+                interval=keepalive.time,
+                may_ping=self._keepalive_may_ping,
+                send_ping=self._send_ping,
+                on_dead=self._on_peer_dead,
+            )
+        else:
+            self._health = HealthCheck(
+                self._loop,
+                functional_timeout,
+                send_ping=self._send_ping,
+                on_dead=self._on_peer_dead,
+            )
 
     # ------------------------------------------------------------------
     # asyncio.Protocol
@@ -155,6 +186,7 @@ class Connection(asyncio.Protocol):
             h2conn.increment_flow_control_window(extra_window)
         self._flush_now()
         self._health.start()
+        self._start_lifetime_timers()
         if self._on_connected is not None:
             self._start_handler(self._on_connected)
 
@@ -332,6 +364,7 @@ class Connection(asyncio.Protocol):
         await self._acquire_stream_slot()
         stream_id = self._h2.get_next_available_stream_id()
         stream = Stream(stream_id, is_response=True)
+        self._cancel_idle_timer()
         self._streams[stream_id] = stream
         self._open_local += 1
         self._send_headers(stream, wire, end_stream)
@@ -542,25 +575,39 @@ class Connection(asyncio.Protocol):
         self._raise_if_closed(allow_goaway=True)
         return await self._health.wait_functional()
 
-    async def close_connection(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
+    async def close_connection(
+        self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT, *, debug_data: bytes = b""
+    ) -> None:
         """Close gracefully: GOAWAY, let open streams finish (up to ``timeout``), close.
 
-        New streams are refused from the moment this is called. Streams still
-        open when ``timeout`` expires fail with ConnectionClosedError.
+        A server announces the close first with a GOAWAY whose last stream id
+        is 2^31-1 and a PING (RFC 9113 6.8): requests already on their way are
+        still served. Once the PING is acked (or after a few seconds) the real
+        GOAWAY follows, and from then on new streams are refused. A client,
+        or ``timeout=0``, skips the announcement. Streams still open when
+        ``timeout`` expires fail with ConnectionClosedError. ``debug_data``
+        goes in the GOAWAY frames (e.g. ``b"max_age"``).
         """
         if self._transport is None or self._closed.done():
             await self.wait_closed() if self._transport is not None else None
             return
+        deadline = None if timeout is None else self._loop.time() + timeout
         self._closing_task = asyncio.current_task()
         if self._closed_error is None and not self._goaway_sent:
-            self._goaway_sent = True
-            self._h2.close_connection(error_code=ErrorCodes.NO_ERROR)
-            self._flush_now()
-            self._wake_new_stream_waiters()
+            if not self._client_side and timeout != 0 and not self._goaway_announced:
+                await self._announce_goaway(debug_data, timeout)
+            if self._closed_error is None and not self._goaway_sent:
+                self._goaway_sent = True
+                self._h2.close_connection(
+                    error_code=ErrorCodes.NO_ERROR, additional_data=debug_data or None
+                )
+                self._flush_now()
+                self._wake_new_stream_waiters()
         if self._streams:
             self._drained = self._drained or self._loop.create_future()
+            remaining = None if deadline is None else max(0.0, deadline - self._loop.time())
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), timeout)
+                await asyncio.wait_for(asyncio.shield(self._drained), remaining)
             except asyncio.TimeoutError:
                 log.debug("close_connection: %d streams still open", len(self._streams))
         self._close_transport(ConnectionClosedError("connection closed"))
@@ -570,6 +617,59 @@ class Connection(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.abort()
             await self.wait_closed()
+
+    async def _announce_goaway(self, debug_data: bytes, timeout: float | None) -> None:
+        self._goaway_announced = True
+        self._h2.close_connection(
+            error_code=ErrorCodes.NO_ERROR,
+            additional_data=debug_data or None,
+            last_stream_id=MAX_STREAM_ID,
+        )
+        self._flush_now()
+        wait = GOAWAY_ACK_WAIT if timeout is None else min(timeout, GOAWAY_ACK_WAIT)
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionClosedError):
+            await asyncio.wait_for(self._health.ping(), wait)
+
+    def _close_in_background(self, timeout: float | None, debug_data: bytes) -> None:
+        """Start a graceful close nobody awaits (connection lifetime limits)."""
+        if self.closed or self._goaway_announced:
+            return
+        task = self._loop.create_task(self.close_connection(timeout, debug_data=debug_data))
+        self._background_close = task
+        task.add_done_callback(_log_handler_failure)
+
+    # ------------------------------------------------------------------
+    # Connection lifetime (server-side limits)
+    # ------------------------------------------------------------------
+
+    def _start_lifetime_timers(self) -> None:
+        lifetime = self._lifetime
+        if lifetime is None:
+            return
+        self._arm_idle_timer()
+        age = lifetime.jittered_age()
+        if age is not None:
+            self._age_timer = self._loop.call_later(age, self._on_max_age)
+
+    def _arm_idle_timer(self) -> None:
+        lifetime = self._lifetime
+        if lifetime is not None and lifetime.max_idle is not None and self._idle_timer is None:
+            self._idle_timer = self._loop.call_later(lifetime.max_idle, self._on_max_idle)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _on_max_idle(self) -> None:
+        self._idle_timer = None
+        if not self._streams:
+            self._close_in_background(0, b"max_idle")
+
+    def _on_max_age(self) -> None:
+        self._age_timer = None
+        assert self._lifetime is not None
+        self._close_in_background(self._lifetime.max_age_grace, b"max_age")
 
     # ------------------------------------------------------------------
     # Stream lookup
@@ -619,6 +719,7 @@ class Connection(asyncio.Protocol):
 
     def _send_headers(self, stream: Stream, wire: WireHeaders, end_stream: bool) -> None:
         self._h2.send_headers(stream.id, wire, end_stream=end_stream)
+        self._sent_headers_or_data()
         if end_stream:
             stream.end_queued = True
             self._local_end_sent(stream)
@@ -642,6 +743,7 @@ class Connection(asyncio.Protocol):
                 offset = end
         if end_stream:
             self._local_end_sent(stream)
+        self._sent_headers_or_data()
         self._unflushed += total
         if self._unflushed >= FLUSH_THRESHOLD:
             self._flush_now()
@@ -699,6 +801,7 @@ class Connection(asyncio.Protocol):
                         stream_id, item.view[start:end], end_stream=finished and item.end_stream
                     )
                     scheduler.charge(stream_id, size)
+                    self._sent_headers_or_data()
                     self._unflushed += size
                     if finished:
                         stream.outbound.popleft()
@@ -729,6 +832,7 @@ class Connection(asyncio.Protocol):
             item = outbound.popleft()
             if item.trailers is not None:
                 self._h2.send_headers(stream.id, item.trailers, end_stream=True)
+                self._sent_headers_or_data()
             else:
                 self._h2.send_data(stream.id, b"", end_stream=item.end_stream)
             self._complete_outbound(stream, item)
@@ -747,8 +851,23 @@ class Connection(asyncio.Protocol):
     def _send_ping(self, payload: bytes) -> None:
         if self._transport is None or self._closed_error is not None:
             return
+        self._pings_without_data += 1
         self._h2.ping(payload)
         self._flush_now()
+
+    def _sent_headers_or_data(self) -> None:
+        """Keepalive and ping policing both restart their count on real traffic."""
+        self._pings_without_data = 0
+        if self._ping_strikes is not None:
+            self._ping_strikes.reset()
+
+    def _keepalive_may_ping(self) -> bool:
+        keepalive = self._keepalive
+        assert keepalive is not None
+        if not self._streams and not keepalive.permit_without_calls:
+            return False
+        limit = keepalive.max_pings_without_data
+        return limit == 0 or self._pings_without_data < limit
 
     # ------------------------------------------------------------------
     # Writing to the transport
@@ -811,6 +930,7 @@ class Connection(asyncio.Protocol):
         if not stream.consumed:
             self._retain(stream)
         if not self._streams:
+            self._arm_idle_timer()
             if self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
             if self._goaway_received is not None and self._transport is not None:
@@ -918,6 +1038,10 @@ class Connection(asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        self._cancel_idle_timer()
+        if self._age_timer is not None:
+            self._age_timer.cancel()
+            self._age_timer = None
         self._health.stop(error)
         streams = list(self._streams.values())
         self._streams.clear()
@@ -954,6 +1078,8 @@ class Connection(asyncio.Protocol):
             return
         stream = Stream(stream_id, is_response=False)
         stream.headers = headers = decode_headers(event.headers or ())
+        if self._idle_timer is not None:
+            self._cancel_idle_timer()
         self._streams[stream_id] = stream
         self._open_remote += 1
         self._requests.append((stream_id, headers))
@@ -1036,6 +1162,24 @@ class Connection(asyncio.Protocol):
     def _on_ping_ack(self, event: ev.PingAckReceived) -> None:
         self._health.on_ping_ack(event.ping_data or b"")
 
+    def _on_ping_received(self, event: ev.PingReceived) -> None:
+        # h2 has already queued the ack; only the policy is ours.
+        strikes = self._ping_strikes
+        if strikes is None or not strikes.on_ping(self._loop.time(), idle=not self._streams):
+            return
+        log.debug("peer pings too often: GOAWAY(ENHANCE_YOUR_CALM)")
+        self._goaway_sent = True
+        self._h2.close_connection(
+            error_code=ErrorCodes.ENHANCE_YOUR_CALM, additional_data=TOO_MANY_PINGS
+        )
+        self._close_transport(
+            ConnectionClosedError(
+                "peer sent too many pings",
+                error_code=ErrorCodes.ENHANCE_YOUR_CALM,
+                debug_data=TOO_MANY_PINGS,
+            )
+        )
+
     def _on_priority_updated(self, event: ev.PriorityUpdated) -> None:
         stream_id = event.stream_id or 0
         if stream_id in self._streams and event.weight is not None:
@@ -1050,6 +1194,7 @@ class Connection(asyncio.Protocol):
             error_code=code,
             last_stream_id=last_stream_id,
             remote=True,
+            debug_data=event.additional_data or b"",
         )
         self._goaway_received = error
         graceful = code == ErrorCodes.NO_ERROR
@@ -1084,12 +1229,13 @@ Connection._event_handlers = {
     ev.WindowUpdated: Connection._on_window_updated,
     ev.RemoteSettingsChanged: Connection._on_remote_settings_changed,
     ev.PingAckReceived: Connection._on_ping_ack,
+    ev.PingReceived: Connection._on_ping_received,
     ev.PriorityUpdated: Connection._on_priority_updated,
     ev.ConnectionTerminated: Connection._on_connection_terminated,
     ev.PushedStreamReceived: Connection._on_pushed_stream,
     ev.InformationalResponseReceived: Connection._on_informational,
     # Handled by h2 itself or of no interest here; listed so that the choice
-    # is visible: SettingsAcknowledged, PingReceived (h2 sends the ack),
+    # is visible: SettingsAcknowledged,
     # AlternativeServiceAvailable, UnknownFrameReceived (e.g. RFC 9218
     # PRIORITY_UPDATE), and any event type a later h2 adds.
 }

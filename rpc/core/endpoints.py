@@ -10,6 +10,7 @@ from typing import Any
 
 from .connection import Connection, OnConnected, alpn_context
 from .h2setup import ConnectionSettings
+from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 
 DEFAULT_CONCURRENCY = 100
 
@@ -39,6 +40,9 @@ async def start_server(
     *,
     concurrency: int | None = DEFAULT_CONCURRENCY,
     functional_timeout: float | None = None,
+    keepalive: Keepalive | None = None,
+    ping_policy: PingPolicy | None = None,
+    lifetime: ConnectionLifetime | None = None,
     ssl: ssl_module.SSLContext | None = None,
     stream_window_size: int | None = None,
     connection_window_size: int | None = None,
@@ -55,7 +59,10 @@ async def start_server(
     ``concurrency`` is advertised as SETTINGS_MAX_CONCURRENT_STREAMS and
     enforced: streams beyond it are refused with RST_STREAM(REFUSED_STREAM),
     even those opened before the peer has seen our SETTINGS. ``None`` means no
-    limit. Other keyword arguments go to :meth:`asyncio.loop.create_server`.
+    limit. ``keepalive`` pings quiet clients and drops dead ones,
+    ``ping_policy`` closes connections of clients that ping too often and
+    ``lifetime`` limits idle time and age (see :mod:`rpc.core.keepalive`).
+    Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
     settings = _settings(
@@ -74,6 +81,9 @@ async def start_server(
             settings=settings,
             functional_timeout=functional_timeout,
             on_connected=on_connected,
+            keepalive=keepalive,
+            ping_policy=ping_policy,
+            lifetime=lifetime,
         )
 
     loop = asyncio.get_running_loop()
@@ -106,6 +116,7 @@ async def open_connection(
     port: int,
     *,
     functional_timeout: float | None = None,
+    keepalive: Keepalive | None = None,
     ssl: ssl_module.SSLContext | bool | None = None,
     server_hostname: str | None = None,
     stream_window_size: int | None = None,
@@ -119,6 +130,8 @@ async def open_connection(
     ``ssl=True`` uses a default verifying context; an SSLContext is used as
     given, with ALPN ``h2`` added. Without ``ssl`` the connection speaks
     HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
+    ``keepalive`` pings a quiet server and drops the connection when it stops
+    answering (see :class:`rpc.core.keepalive.Keepalive`).
     """
     settings = _settings(
         concurrency=None,
@@ -142,6 +155,7 @@ async def open_connection(
             settings=settings,
             functional_timeout=functional_timeout,
             authority=authority,
+            keepalive=keepalive,
         ),
         host,
         port,

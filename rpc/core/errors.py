@@ -50,8 +50,8 @@ class StreamResetError(StreamClosedError):
 class ConnectionClosedError(H2Error, ConnectionError):
     """The connection is closed, closing, or lost.
 
-    ``error_code`` and ``last_stream_id`` are those of the GOAWAY frame when one
-    was received (``remote`` is then true). ``unprocessed`` is true when the
+    ``error_code``, ``last_stream_id`` and ``debug_data`` are those of the
+    GOAWAY frame when one was received (``remote`` is then true). ``unprocessed`` is true when the
     waiter's own stream is known not to have been processed by the peer (its id
     is above the GOAWAY's last stream id, or it was never sent), so the request
     may safely be retried on another connection.
@@ -65,8 +65,10 @@ class ConnectionClosedError(H2Error, ConnectionError):
         last_stream_id: int | None = None,
         remote: bool = False,
         unprocessed: bool = False,
+        debug_data: bytes = b"",
     ) -> None:
         super().__init__(message)
+        self.debug_data = debug_data
         self.error_code: ErrorCodes | int | None = (
             None if error_code is None else _as_error_code(error_code)
         )
@@ -82,6 +84,7 @@ class ConnectionClosedError(H2Error, ConnectionError):
             last_stream_id=self.last_stream_id,
             remote=self.remote,
             unprocessed=unprocessed,
+            debug_data=self.debug_data,
         )
         clone.__cause__ = self.__cause__
         return clone

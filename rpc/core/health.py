@@ -10,15 +10,21 @@ class HealthCheck:
     """Tickless liveness check and round-trip-time measurement.
 
     Nothing runs per received frame but storing the time. One timer is armed
-    for "last receive + functional_timeout"; when it fires it either finds that
-    traffic arrived meanwhile and re-arms for the new quiet deadline, or the
-    connection really was quiet, and a PING goes out. When the PING's deadline
-    passes with no ack and nothing else received, the peer is declared dead.
-    While traffic flows no PING is ever sent.
+    for "last receive + interval"; when it fires it either finds that traffic
+    arrived meanwhile and re-arms for the new quiet deadline, or the
+    connection really was quiet, and a PING goes out. When ``timeout`` passes
+    after the PING with no ack and nothing else received, the peer is declared
+    dead. While traffic flows no PING is ever sent.
+
+    ``interval`` defaults to ``timeout`` (aioh2's single ``functional_timeout``);
+    keepalive sets them apart. ``may_ping``, asked when the quiet deadline
+    passes, can veto the PING (keepalive's "no pings without calls" rules);
+    the check then waits another interval.
     """
 
     __slots__ = (
         "_loop",
+        "_may_ping",
         "_on_dead",
         "_ping_counter",
         "_ping_payload",
@@ -27,6 +33,7 @@ class HealthCheck:
         "_send",
         "_timer",
         "_waiters",
+        "interval",
         "last_received",
         "rtt",
         "timeout",
@@ -39,13 +46,19 @@ class HealthCheck:
         *,
         send_ping: Callable[[bytes], None],
         on_dead: Callable[[float], None],
+        interval: float | None = None,
+        may_ping: Callable[[], bool] | None = None,
     ) -> None:
         if timeout is not None and timeout <= 0:
             raise ValueError("functional_timeout must be positive or None")
+        if interval is not None and (interval <= 0 or timeout is None):
+            raise ValueError("a ping interval must be positive and needs a timeout")
         self._send = send_ping
         self._on_dead = on_dead
+        self._may_ping = may_ping
         self._loop = loop
         self.timeout = timeout
+        self.interval = interval if interval is not None else timeout
         self.last_received = loop.time()
         self.rtt: float | None = None
         self._rtt_at = 0.0
@@ -57,8 +70,8 @@ class HealthCheck:
 
     def start(self) -> None:
         self.last_received = self._loop.time()
-        if self.timeout is not None:
-            self._arm(self.last_received + self.timeout)
+        if self.interval is not None:
+            self._arm(self.last_received + self.interval)
 
     def stop(self, error: BaseException) -> None:
         if self._timer is not None:
@@ -77,8 +90,8 @@ class HealthCheck:
 
     def _on_timer(self) -> None:
         self._timer = None
-        timeout = self.timeout
-        assert timeout is not None
+        timeout, interval = self.timeout, self.interval
+        assert timeout is not None and interval is not None
         now = self._loop.time()
         sent_at = self._ping_sent_at
         if sent_at is not None and self.last_received <= sent_at:
@@ -88,12 +101,14 @@ class HealthCheck:
                 return
             self._arm(sent_at + timeout)
             return
-        quiet_deadline = self.last_received + timeout
-        if now >= quiet_deadline:
+        quiet_deadline = self.last_received + interval
+        if now < quiet_deadline:
+            self._arm(quiet_deadline)
+        elif self._may_ping is None or self._may_ping():
             self._send_ping(now)
             self._arm(now + timeout)
         else:
-            self._arm(quiet_deadline)
+            self._arm(now + interval)
 
     def _send_ping(self, now: float) -> None:
         self._ping_counter += 1
@@ -117,9 +132,21 @@ class HealthCheck:
         now = self._loop.time()
         if self.rtt is not None and self.timeout is not None and now - self._rtt_at <= self.timeout:
             return self.rtt
+        return await self._await_ack(fresh=False)
+
+    async def ping(self) -> float:
+        """Send a new PING now and return its round-trip time once acked.
+
+        Unlike :meth:`wait_functional`, never answers from an earlier PING: the
+        ack proves the peer has read everything we sent before it.
+        """
+        return await self._await_ack(fresh=True)
+
+    async def _await_ack(self, *, fresh: bool) -> float:
         waiter: asyncio.Future[float] = self._loop.create_future()
         self._waiters.append(waiter)
-        if self._ping_sent_at is None:
+        if fresh or self._ping_sent_at is None:
+            now = self._loop.time()
             self._send_ping(now)
             if self.timeout is not None:
                 # Make sure the dead-peer deadline covers this PING.
