@@ -123,6 +123,10 @@ class HealthCheck:
         self.rtt = rtt = now - self._ping_sent_at
         self._rtt_at = now
         self._ping_sent_at = None
+        if self._timer is not None and self.interval is not None:
+            # The timer waits for the ack deadline; the next check is one
+            # interval after this ack (the last thing received).
+            self._arm(now + self.interval)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

@@ -280,3 +280,36 @@ def test_health_check_traffic_after_unanswered_ping_keeps_connection_alive() -> 
     assert dead == []
     health.on_ping_ack(b"not ours")  # acks of unknown PINGs are ignored
     assert health.rtt is None
+
+
+def test_health_check_with_keepalive_interval_and_veto() -> None:
+    """Keepalive: PING after ``interval`` of quiet, only when allowed; dead after ``timeout``."""
+    clock = _FakeClock()
+    pings: list[bytes] = []
+    dead: list[float] = []
+    allowed = [False]
+    health = HealthCheck(
+        clock,  # type: ignore[arg-type]
+        5.0,
+        interval=1.0,
+        may_ping=lambda: allowed[0],
+        send_ping=pings.append,
+        on_dead=dead.append,
+    )
+    health.start()
+    clock.advance(3.5)
+    assert pings == []  # vetoed: no calls
+    allowed[0] = True
+    clock.advance(1.0)
+    assert len(pings) == 1
+    clock.advance(0.1)
+    health.last_received = clock.now
+    health.on_ping_ack(pings[0])
+    clock.advance(0.95)
+    assert len(pings) == 1  # the next one is due one interval after the ack
+    clock.advance(0.1)
+    assert len(pings) == 2
+    clock.advance(4.9)
+    assert dead == []
+    clock.advance(0.2)
+    assert dead == [5.0]
