@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 Handler = Callable[..., Any]
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
+DEFAULT_SERVER_KEEPALIVE = core.Keepalive(
+    time=2 * 60 * 60.0, timeout=20.0, permit_without_calls=True, max_pings_without_data=0
+)
+"""gRPC's server defaults (2 h, 20 s). Idle clients are pinged too, so a
+vanished one is dropped even when it had no call open."""
+
+DEFAULT_PING_POLICY = core.PingPolicy()
+"""gRPC's: at most one PING per 5 min without data (2 h without calls), 2 strikes."""
+
 _CONTENT_TYPE = (b"content-type", b"application/grpc")
 _ACCEPT_ENCODING = (b"grpc-accept-encoding", compression.ACCEPT_ENCODING.encode())
 
@@ -291,6 +300,11 @@ class Server:
 
     Register handlers with :meth:`add_method` (or pass servicers: objects whose
     ``__rpc_methods__()`` returns ``{Method: handler}``), then ``await start()``.
+
+    Connection management: ``keepalive`` pings quiet clients and drops those
+    that stop answering; ``ping_policy`` closes the connection of a client
+    pinging too often (GOAWAY ``too_many_pings``); ``lifetime`` sets max idle
+    time, max age and age grace. Defaults are gRPC's; None turns each off.
     """
 
     def __init__(
@@ -302,7 +316,13 @@ class Server:
         max_send_message_length: int | None = None,
         compression: str | None = None,
         interceptors: Iterable[Any] = (),
+        keepalive: core.Keepalive | None = DEFAULT_SERVER_KEEPALIVE,
+        ping_policy: core.PingPolicy | None = DEFAULT_PING_POLICY,
+        lifetime: core.ConnectionLifetime | None = None,
     ) -> None:
+        self.keepalive = keepalive
+        self.ping_policy = ping_policy
+        self.lifetime = lifetime
         self._methods: dict[str, tuple[Method[Any, Any], Handler]] = {}
         self.max_concurrent_streams = max_concurrent_streams
         self.max_receive_message_length = max_receive_message_length
@@ -345,7 +365,14 @@ class Server:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         self._server = await core.start_server(
-            self._on_connected, host, port, concurrency=self.max_concurrent_streams, ssl=ssl
+            self._on_connected,
+            host,
+            port,
+            concurrency=self.max_concurrent_streams,
+            keepalive=self.keepalive,
+            ping_policy=self.ping_policy,
+            lifetime=self.lifetime,
+            ssl=ssl,
         )
         return self.port
 
