@@ -12,10 +12,16 @@ from helloworld.helloworld_pb2 import HelloRequest
 from helloworld.helloworld_rpc import GreeterStub
 
 import rpc
+from rpc import health
 
 
 async def run(target: str, name: str) -> None:
     async with rpc.Channel(target) as channel:
+        try:
+            status = await health.check(channel, "helloworld.Greeter")
+            print("Health of helloworld.Greeter:", health.ServingStatus.Name(status))
+        except rpc.RpcError as error:  # UNIMPLEMENTED: that server has no health service
+            print("Health check:", error.code.name)
         greeter = GreeterStub(channel)
         reply = await greeter.SayHello(HelloRequest(name=name), timeout=10)
         print("SayHello:", reply.message)

@@ -4,6 +4,8 @@
     PYTHONPATH=examples/_generated python examples/helloworld/server.py --port 50051
 
 Prints ``ready <port>`` once listening; any gRPC client (grpcio's too) can call it.
+It also serves the standard health service (``grpc.health.v1.Health``), e.g. for
+``grpc_health_probe -addr=127.0.0.1:50051 -service=helloworld.Greeter``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from helloworld.helloworld_pb2 import HelloReply, HelloRequest
 from helloworld.helloworld_rpc import GreeterServicer
 
 import rpc
+from rpc.health import SERVING, HealthServicer
 
 
 class Greeter(GreeterServicer):
@@ -32,7 +35,9 @@ class Greeter(GreeterServicer):
 
 
 async def serve(host: str, port: int) -> None:
-    await rpc.Server([Greeter()]).serve_until_signal(host, port, grace=5)
+    health = HealthServicer()  # "" (the whole server) is SERVING from the start
+    health.set("helloworld.Greeter", SERVING)
+    await rpc.Server([Greeter(), health]).serve_until_signal(host, port, grace=5)
 
 
 def main() -> None:
