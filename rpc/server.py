@@ -333,6 +333,7 @@ class Server:
         self._server: asyncio.Server | None = None
         self._connections: set[core.Connection] = set()
         self._calls: set[asyncio.Task[Any]] = set()
+        self._services: list[Any] = []
         for service in services:
             self.add_service(service)
 
@@ -346,6 +347,7 @@ class Server:
         methods: Mapping[Method[Any, Any], Handler] = service.__rpc_methods__()
         for method, handler in methods.items():
             self.add_method(method, handler)
+        self._services.append(service)
 
     @property
     def port(self) -> int:
@@ -377,10 +379,18 @@ class Server:
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop: no new connections, GOAWAY to the open ones, then cancel what is left.
+        """Stop gracefully, then cancel what is left.
 
-        Calls in flight get ``grace`` seconds (None: none) to finish.
+        In order: services that can (the health service) report NOT_SERVING;
+        no new connections are accepted; every connection gets the two-step
+        GOAWAY, so calls already sent are still served and later ones are
+        refused (clients retry them elsewhere); calls in flight get ``grace``
+        seconds (None: none) to finish; the rest are cancelled.
         """
+        for service in self._services:
+            enter_graceful_shutdown = getattr(service, "enter_graceful_shutdown", None)
+            if callable(enter_graceful_shutdown):
+                enter_graceful_shutdown()
         if self._server is not None:
             self._server.close()
         closing = [conn.close_connection(timeout=grace or 0) for conn in list(self._connections)]

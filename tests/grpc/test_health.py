@@ -255,8 +255,11 @@ async def test_server_stop_ends_open_watches() -> None:
         await asyncio.wait_for(served.server.stop(), TIMEOUT)
         assert not served.server._calls
         assert served.health._watcher_count() == 0
-        with pytest.raises(rpc.RpcError):
-            await asyncio.wait_for(anext(watcher), TIMEOUT)
+        # The watch ends: with its final NOT_SERVING if that made it out
+        # before the connection closed (stop() gave no grace), or an error.
+        with pytest.raises((rpc.RpcError, StopAsyncIteration)):
+            for _ in range(2):
+                assert await asyncio.wait_for(anext(watcher), TIMEOUT) == NOT_SERVING
 
 
 async def test_watchers_that_do_not_read_cost_constant_memory(ours: Ours) -> None:
@@ -304,3 +307,18 @@ async def test_lagging_reader_gets_changes_in_order_without_duplicates(ours: Our
         assert seen[-1] == UNKNOWN
         assert seen[0] == NOT_SERVING
         assert all(a != b for a, b in itertools.pairwise(seen))  # never the same twice
+
+
+async def test_graceful_stop_reports_not_serving_before_closing() -> None:
+    """Server.stop(grace) itself puts the health service into NOT_SERVING first."""
+    served = Ours()
+    served.port = await served.server.start("127.0.0.1", 0)
+    async with rpc.Channel(served.target) as channel:
+        watcher = health.watch(channel)
+        assert await asyncio.wait_for(anext(watcher), TIMEOUT) == SERVING
+        stopping = asyncio.ensure_future(served.server.stop(grace=TIMEOUT))
+        assert await asyncio.wait_for(anext(watcher), TIMEOUT) == NOT_SERVING
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(watcher), TIMEOUT)
+        await asyncio.wait_for(stopping, TIMEOUT)
+    assert served.health.shutting_down
