@@ -16,6 +16,7 @@ from .channel import (
     UnaryStreamCallable,
     UnaryUnaryCallable,
 )
+from .core.keepalive import ConnectionLifetime, Keepalive, PingPolicy
 from .methods import Method, MethodKind
 from .protocol.metadata import Metadata
 from .protocol.status import RpcError, StatusCode
@@ -24,9 +25,12 @@ from .server import Server, ServerContext, unimplemented_stream
 __all__ = [
     "Call",
     "Channel",
+    "ConnectionLifetime",
+    "Keepalive",
     "Metadata",
     "Method",
     "MethodKind",
+    "PingPolicy",
     "RpcError",
     "Server",
     "ServerContext",
