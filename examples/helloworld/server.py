@@ -37,7 +37,15 @@ class Greeter(GreeterServicer):
 async def serve(host: str, port: int) -> None:
     health = HealthServicer()  # "" (the whole server) is SERVING from the start
     health.set("helloworld.Greeter", SERVING)
-    await rpc.Server([Greeter(), health]).serve_until_signal(host, port, grace=5)
+    server = rpc.Server(
+        [Greeter(), health],
+        # Ping a client after a minute of silence; drop it if 20 s pass without an answer.
+        keepalive=rpc.Keepalive(time=60, timeout=20, permit_without_calls=True),
+        # Clients may ping every 10 s, even without calls (gRPC's default is stricter).
+        ping_policy=rpc.PingPolicy(min_interval_without_data=10, permit_without_calls=True),
+    )
+    # On SIGTERM/SIGINT: health NOT_SERVING, two-step GOAWAY, 5 s for calls in flight.
+    await server.serve_until_signal(host, port, grace=5)
 
 
 def main() -> None:
