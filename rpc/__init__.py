@@ -16,14 +16,17 @@ from .channel import (
     UnaryStreamCallable,
     UnaryUnaryCallable,
 )
+from .connectivity import BackoffConfig, ConnectivityState
 from .methods import Method, MethodKind
 from .protocol.metadata import Metadata
 from .protocol.status import RpcError, StatusCode
 from .server import Server, ServerContext, unimplemented_stream
 
 __all__ = [
+    "BackoffConfig",
     "Call",
     "Channel",
+    "ConnectivityState",
     "Metadata",
     "Method",
     "MethodKind",
