@@ -202,7 +202,7 @@ class Channel:
             self._set_state(ConnectivityState.CONNECTING)
             try:
                 conn = await asyncio.wait_for(self._open(), backoff.connect_timeout(delay))
-            except (OSError, asyncio.TimeoutError, core.H2Error) as exc:
+            except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
                 self._last_failure = f"cannot connect to {self._host}:{self._port}: {exc!r}"
                 self._set_state(ConnectivityState.TRANSIENT_FAILURE)
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
