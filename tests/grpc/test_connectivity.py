@@ -209,6 +209,8 @@ async def test_server_restart_fail_fast_fails_while_wait_for_ready_waits(
         reply = await asyncio.wait_for(waiting, TIMEOUT)
         assert reply.message == "waited"
         assert channel.get_state() is READY
+        # Connected: the backoff sequence starts over (white-box check).
+        assert channel._backoff.next_delay() == FAST.initial_backoff
     await server.stop()
 
 
