@@ -16,6 +16,7 @@ from .channel import (
     UnaryStreamCallable,
     UnaryUnaryCallable,
 )
+from .connectivity import BackoffConfig, ConnectivityState
 from .core.keepalive import ConnectionLifetime, Keepalive, PingPolicy
 from .methods import Method, MethodKind
 from .protocol.metadata import Metadata
@@ -23,9 +24,11 @@ from .protocol.status import RpcError, StatusCode
 from .server import Server, ServerContext, unimplemented_stream
 
 __all__ = [
+    "BackoffConfig",
     "Call",
     "Channel",
     "ConnectionLifetime",
+    "ConnectivityState",
     "Keepalive",
     "Metadata",
     "Method",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 from h2.errors import ErrorCodes
 
 from . import __version__, core
+from .connectivity import Backoff, BackoffConfig, ConnectivityState
 from .deadlines import resolve_deadline
 from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
 from .methods import Method, MethodKind, Req, Resp
@@ -41,6 +43,9 @@ USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
 T = TypeVar("T")
 
+_UNSENT_ATTEMPTS = 5
+"""Connections a call tries when each turns out to be closing before its HEADERS go out."""
+
 _UNSET: Any = object()
 """Default of ``timeout=``: inherit the deadline of the call being served, if any."""
 
@@ -50,6 +55,17 @@ class Channel:
 
     ``target`` is ``"host:port"`` (or give ``port`` separately). ``compression``
     and ``metadata`` are defaults for every call; a call's own arguments win.
+
+    Connection management follows gRPC (see :class:`ConnectivityState`): the
+    channel starts IDLE and connects on the first call; a failed attempt puts it
+    in TRANSIENT_FAILURE and another attempt follows after the ``backoff``
+    delay, in a background task, until one succeeds or the channel is closed.
+    A lost connection, or one the server sent GOAWAY on, puts it back to IDLE:
+    the next call connects again, while calls already on a GOAWAY'd connection
+    finish there. Calls fail at once with UNAVAILABLE in TRANSIENT_FAILURE,
+    unless they are made with ``wait_for_ready=True`` (``wait_for_ready`` here
+    sets the default for every call): those wait for READY, within their deadline.
+    ``connect_timeout``, if given, overrides ``backoff.min_connect_timeout``.
     """
 
     def __init__(
@@ -64,7 +80,9 @@ class Channel:
         max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
         user_agent: str | None = None,
-        connect_timeout: float = 20.0,
+        connect_timeout: float | None = None,
+        backoff: BackoffConfig | None = None,
+        wait_for_ready: bool = False,
     ) -> None:
         if port is None:
             host, sep, port_text = target.rpartition(":")
@@ -80,57 +98,162 @@ class Channel:
         self.metadata = Metadata(metadata) if metadata else None
         self.max_receive_message_length = max_receive_message_length
         self.max_send_message_length = max_send_message_length
-        self.connect_timeout = connect_timeout
+        backoff = backoff or BackoffConfig()
+        if connect_timeout is not None:
+            backoff = dataclasses.replace(backoff, min_connect_timeout=connect_timeout)
+        self.backoff = backoff
+        self.wait_for_ready = wait_for_ready
+        self._backoff = Backoff(backoff)
         self._user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
+        self._state = ConnectivityState.IDLE
+        self._state_changed: asyncio.Future[None] | None = None
+        """Resolved (and forgotten) at the next state change; created when awaited."""
         self._connection: core.Connection | None = None
-        self._connecting: asyncio.Future[core.Connection] | None = None
+        """The connection new calls use; None unless READY."""
+        self._connections: dict[core.Connection, asyncio.Task[None]] = {}
+        """Every open connection (the current one and those draining after GOAWAY),
+        each with the task that notices when it closes."""
+        self._connector: asyncio.Task[None] | None = None
+        """Connects, and in TRANSIENT_FAILURE sleeps and retries; at most one."""
+        self._last_failure = ""
         self._closed = False
 
-    # --- connection ----------------------------------------------------------
+    # --- connectivity ------------------------------------------------------------
 
-    async def _get_connection(self) -> core.Connection:
+    def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
+        """The channel's state; ``try_to_connect`` starts connecting if it is IDLE."""
+        self._usable_connection()  # notices a GOAWAY received meanwhile
+        if try_to_connect and self._state is ConnectivityState.IDLE:
+            self._start_connecting()
+        return self._state
+
+    async def wait_for_state_change(self, last_observed_state: ConnectivityState) -> None:
+        """Return once the state differs from ``last_observed_state``."""
+        while self.get_state() is last_observed_state:
+            await self._next_state_change()
+
+    async def channel_ready(self) -> None:
+        """Connect if needed and wait until READY (raises RpcError if the channel closes)."""
+        while True:
+            state = self.get_state(try_to_connect=True)
+            if state is ConnectivityState.READY:
+                return
+            if state is ConnectivityState.SHUTDOWN:
+                raise RpcError(StatusCode.UNAVAILABLE, "the channel is closed")
+            await self._next_state_change()
+
+    def _set_state(self, state: ConnectivityState) -> None:
+        if self._state is state or self._state is ConnectivityState.SHUTDOWN:
+            return
+        self._state = state
+        changed, self._state_changed = self._state_changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def _next_state_change(self) -> None:
+        if self._state_changed is None:
+            self._state_changed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._state_changed)
+
+    # --- connection --------------------------------------------------------------
+
+    def _usable_connection(self) -> core.Connection | None:
+        """The READY connection, if it still takes new streams.
+
+        A connection that received GOAWAY (or is lost) is let go here: its calls
+        finish on it, new ones go to a new connection, and the channel is IDLE.
+        """
         conn = self._connection
-        if conn is not None and not conn.closed:
-            return conn
-        if self._closed:
-            raise RpcError(StatusCode.UNAVAILABLE, "the channel is closed")
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
-        connecting = self._connecting
-        try:
-            return await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            if connecting.cancelled() and self._closed:
-                # close() stopped the connect: that is the channel's news, not
-                # a cancellation of this task.
-                raise RpcError(StatusCode.UNAVAILABLE, "the channel was closed") from None
-            raise
-        finally:
-            if connecting.done() and self._connecting is connecting:
-                self._connecting = None
-
-    async def _connect(self) -> core.Connection:
-        try:
-            conn = await asyncio.wait_for(
-                core.open_connection(
-                    self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname
-                ),
-                self.connect_timeout,
-            )
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise RpcError(
-                StatusCode.UNAVAILABLE, f"cannot connect to {self._host}:{self._port}: {exc!r}"
-            ) from exc
-        self._connection = conn
+        if conn is not None and conn.closed:
+            self._connection = None
+            self._set_state(ConnectivityState.IDLE)
+            return None
         return conn
+
+    async def _ready_connection(self, wait_for_ready: bool) -> core.Connection:
+        """A READY connection: connect if IDLE, wait while CONNECTING. In
+        TRANSIENT_FAILURE, fail at once unless ``wait_for_ready``. The caller
+        bounds the wait (deadline, cancellation)."""
+        while True:
+            conn = self._usable_connection()
+            if conn is not None:
+                return conn
+            state = self._state
+            if state is ConnectivityState.SHUTDOWN:
+                raise RpcError(StatusCode.UNAVAILABLE, "the channel is closed")
+            if state is ConnectivityState.TRANSIENT_FAILURE and not wait_for_ready:
+                raise RpcError(StatusCode.UNAVAILABLE, self._last_failure)
+            if state is ConnectivityState.IDLE:
+                self._start_connecting()
+            await self._next_state_change()
+
+    def _start_connecting(self) -> None:
+        if self._closed or (self._connector is not None and not self._connector.done()):
+            return
+        self._set_state(ConnectivityState.CONNECTING)
+        self._connector = asyncio.get_running_loop().create_task(self._connect_with_backoff())
+
+    async def _connect_with_backoff(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self._backoff
+        while True:
+            delay = backoff.next_delay()
+            started = loop.time()
+            self._set_state(ConnectivityState.CONNECTING)
+            try:
+                conn = await asyncio.wait_for(self._open(), backoff.connect_timeout(delay))
+            except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
+                self._last_failure = f"cannot connect to {self._host}:{self._port}: {exc!r}"
+                self._set_state(ConnectivityState.TRANSIENT_FAILURE)
+                await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                continue
+            backoff.reset()
+            self._connection = conn
+            self._connections[conn] = loop.create_task(self._watch(conn))
+            self._set_state(ConnectivityState.READY)
+            return
+
+    async def _open(self) -> core.Connection:
+        """Open a connection and wait for the HTTP/2 handshake to complete."""
+        conn = await core.open_connection(
+            self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname
+        )
+        try:
+            # The server's first frame must be its SETTINGS, so the ack of a PING
+            # means they have arrived (the core has no event for that alone).
+            await conn.wait_functional()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close_connection(timeout=0)
+            raise
+        return conn
+
+    async def _watch(self, conn: core.Connection) -> None:
+        """Notice the end of a connection: if it was the READY one, go IDLE."""
+        try:
+            await conn.wait_closed()
+        finally:
+            self._connections.pop(conn, None)
+            if self._connection is conn:
+                self._connection = None
+                self._set_state(ConnectivityState.IDLE)
 
     async def close(self) -> None:
         """Close the channel: calls in flight fail with CANCELLED/UNAVAILABLE."""
         self._closed = True
-        if self._connecting is not None:
-            self._connecting.cancel()
-        if self._connection is not None:
-            await self._connection.close_connection(timeout=0)
+        self._set_state(ConnectivityState.SHUTDOWN)
+        tasks = list(self._connections.values())
+        if self._connector is not None:
+            tasks.append(self._connector)
+        for task in tasks:
+            task.cancel()
+        connections = list(self._connections)
+        self._connection = None
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(conn.close_connection(timeout=0) for conn in connections), return_exceptions=True
+        )
 
     async def __aenter__(self) -> Channel:
         return self
@@ -172,8 +295,9 @@ class _Callable(Generic[Req, Resp]):
         timeout: float | None,
         metadata: MetadataLike | None,
         compression: str | None,
+        wait_for_ready: bool | None,
     ) -> Call[Req, Resp]:
-        return Call(self._channel, self._method, timeout, metadata, compression)
+        return Call(self._channel, self._method, timeout, metadata, compression, wait_for_ready)
 
 
 class UnaryUnaryCallable(_Callable[Req, Resp]):
@@ -184,10 +308,19 @@ class UnaryUnaryCallable(_Callable[Req, Resp]):
         timeout: float | None = _UNSET,
         metadata: MetadataLike | None = None,
         compression: str | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Resp:
-        """Make the call and return the response; raises RpcError on failure."""
+        """Make the call and return the response; raises RpcError on failure.
+
+        ``wait_for_ready=True`` waits for the channel to be READY instead of
+        failing at once in TRANSIENT_FAILURE (None: the channel's default).
+        """
         response, _ = await self.with_call(
-            request, timeout=timeout, metadata=metadata, compression=compression
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            compression=compression,
+            wait_for_ready=wait_for_ready,
         )
         return response
 
@@ -198,9 +331,10 @@ class UnaryUnaryCallable(_Callable[Req, Resp]):
         timeout: float | None = _UNSET,
         metadata: MetadataLike | None = None,
         compression: str | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Resp, Call[Req, Resp]]:
         """Like calling, but also returns the call (for its metadata)."""
-        call = self._call(timeout, metadata, compression)
+        call = self._call(timeout, metadata, compression, wait_for_ready)
         try:
             await call._start()
             await call._send(request, end_stream=True)
@@ -219,9 +353,10 @@ class UnaryStreamCallable(_Callable[Req, Resp]):
         timeout: float | None = _UNSET,
         metadata: MetadataLike | None = None,
         compression: str | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Call[Req, Resp]:
         """Start the call; iterate over the result for the responses."""
-        call = self._call(timeout, metadata, compression)
+        call = self._call(timeout, metadata, compression, wait_for_ready)
         call._first_request = (request,)
         return call
 
@@ -234,10 +369,11 @@ class _RequestStreamCallable(_Callable[Req, Resp]):
         timeout: float | None = _UNSET,
         metadata: MetadataLike | None = None,
         compression: str | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Call[Req, Resp]:
         """Start the call. Give the requests as an (async) iterable, or write
         them with ``call.write()`` and end with ``call.done_writing()``."""
-        call = self._call(timeout, metadata, compression)
+        call = self._call(timeout, metadata, compression, wait_for_ready)
         if requests is not None:
             call._send_requests(requests)
         return call
@@ -265,6 +401,7 @@ class Call(Generic[Req, Resp]):
         timeout: float | None,
         metadata: MetadataLike | None,
         compression: str | None,
+        wait_for_ready: bool | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._channel = channel
@@ -279,6 +416,15 @@ class Call(Generic[Req, Resp]):
         self._metadata_headers = encode_metadata(self._metadata)
         self._conn: core.Connection | None = None
         self._stream_id = 0
+        self._wait_for_ready = channel.wait_for_ready if wait_for_ready is None else wait_for_ready
+        # Transparent retry: what was sent on the stream, while it could be replayed.
+        self._replay: list[bytes] | None = []
+        """Framed messages sent so far (at most one); None once too much was sent."""
+        self._replay_end = False
+        self._retried = False
+        self._retrying: asyncio.Future[None] | None = None
+        """Set while the call moves to a new stream; other operations wait for it."""
+        self._headers_received = False
         self._starting: asyncio.Future[None] | None = None
         self._first_request: tuple[Req] | None = None
         self._reader: MessageReader | None = None
@@ -324,11 +470,7 @@ class Call(Generic[Req, Resp]):
             return
         await self._start()
         self._done_writing = True
-        assert self._conn is not None
-        try:
-            await self._conn.end_stream(self._stream_id)
-        except core.H2Error as exc:
-            self._send_failed(exc)
+        await self._send_frame(b"", end_stream=True)
 
     async def read(self) -> Resp | None:
         """The next response, or None when the server has sent them all (status OK)."""
@@ -439,23 +581,35 @@ class Call(Generic[Req, Resp]):
             await self._send(request, end_stream=True)
 
     async def _open_stream(self) -> None:
+        self._conn, self._stream_id = await self._new_stream()
+
+    async def _new_stream(self) -> tuple[core.Connection, int]:
+        """Open a stream for the call on a READY connection (connecting if need be).
+
+        If the connection turns out to be closing (GOAWAY) before our HEADERS
+        went out, the request never left: it simply goes to the next connection.
+        """
         channel = self._channel
-        conn = channel._connection
-        if conn is None or conn.closed:
-            conn = await self._wait(channel._get_connection())
-        try:
-            if not conn.available_streams:
-                await self._wait(conn.wait_stream_slot())
-            # Built only now, so that grpc-timeout tells what is really left.
-            stream_id = await conn.start_request(self._headers())
-        except core.ConnectionClosedError as exc:
-            self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
-            raise self._error from None  # type: ignore[misc]
-        if self._error is not None:  # cancelled or timed out meanwhile
-            conn.reset_stream(stream_id, ErrorCodes.CANCEL)
-            raise self._error
-        self._conn = conn
-        self._stream_id = stream_id
+        for attempt in range(1, _UNSENT_ATTEMPTS + 1):
+            conn = channel._usable_connection()
+            if conn is None:
+                conn = await self._wait(channel._ready_connection(self._wait_for_ready))
+            try:
+                if not conn.available_streams:
+                    await self._wait(conn.wait_stream_slot())
+                # Built only now, so that grpc-timeout tells what is really left.
+                stream_id = await conn.start_request(self._headers())
+            except core.ConnectionClosedError as exc:
+                channel._usable_connection()  # let the closing connection go
+                if exc.unprocessed and attempt < _UNSENT_ATTEMPTS and self._error is None:
+                    continue
+                self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
+                raise self._error from None  # type: ignore[misc]
+            if self._error is not None:  # cancelled or timed out meanwhile
+                conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+                raise self._error
+            return conn, stream_id
+        raise AssertionError("unreachable")
 
     async def _wait(self, awaitable: Awaitable[T]) -> T:
         """Wait for something slow (connecting, a stream slot), but no longer than the
@@ -513,23 +667,35 @@ class Call(Generic[Req, Resp]):
             self._abort(exc)
         if end_stream:
             self._done_writing = True
-        assert self._conn is not None
-        try:
-            await self._conn.send_data(self._stream_id, data, end_stream=end_stream)
-        except core.H2Error as exc:
-            self._send_failed(exc)
+        await self._send_frame(data, end_stream=end_stream)
 
-    def _send_failed(self, exc: core.H2Error) -> None:
-        """A send failed. RST_STREAM(NO_ERROR) after the response only means "stop
-        sending": the status is in the response, so the call is not failed."""
-        if (
-            isinstance(exc, core.StreamResetError)
-            and exc.remote
-            and exc.error_code == ErrorCodes.NO_ERROR
-        ):
-            self._peer_stopped_reading = True
-            return
-        self._fail(exc)
+    async def _send_frame(self, data: bytes, *, end_stream: bool) -> None:
+        """Send on the call's stream, keeping first what a transparent retry would replay."""
+        if self._retrying is not None:
+            await self._await_retry()
+        replay = self._replay
+        if replay is not None:
+            if data and replay:
+                self._replay = None  # a second message: the call can no longer be replayed
+            elif data:
+                replay.append(data)
+            self._replay_end = self._replay_end or end_stream
+        conn, stream_id = self._conn, self._stream_id
+        assert conn is not None
+        try:
+            await conn.send_data(stream_id, data, end_stream=end_stream)
+        except core.H2Error as exc:
+            if (
+                isinstance(exc, core.StreamResetError)
+                and exc.remote
+                and exc.error_code == ErrorCodes.NO_ERROR
+            ):
+                # RST_STREAM(NO_ERROR) after the response only means "stop sending":
+                # the status is in the response, so the call is not failed.
+                self._peer_stopped_reading = True
+                return
+            # Either this data was replayed on a new stream, or this raises.
+            await self._recover(exc, stream_id)
 
     def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
         self._sender = asyncio.ensure_future(self._send_all(requests))
@@ -561,15 +727,73 @@ class Call(Generic[Req, Resp]):
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
+    # --- transparent retry ---------------------------------------------------------------
+
+    def _retryable(self, exc: core.H2Error) -> bool:
+        """Whether the server is known not to have processed the call, and the
+        call can be replayed: the first failure, no response headers yet, and
+        nothing sent but the headers and at most the first message."""
+        if self._retried or self._headers_received or self._replay is None or self._done.is_set():
+            return False
+        if isinstance(exc, core.StreamResetError):
+            return exc.remote and exc.error_code == ErrorCodes.REFUSED_STREAM
+        if isinstance(exc, core.ConnectionClosedError):
+            return exc.unprocessed
+        return False
+
+    async def _recover(self, exc: core.H2Error, stream_id: int) -> None:
+        """Stream ``stream_id`` of the call failed with ``exc``.
+
+        Returns if the call goes on on a new stream (what had been sent is
+        replayed there, so the caller only has to redo a receive); raises the
+        call's status otherwise.
+        """
+        if self._retrying is not None or stream_id != self._stream_id:
+            await self._await_retry()  # another operation of this call retried it
+            return
+        if not self._retryable(exc):
+            self._fail(exc)
+        self._retried = True
+        self._retrying = retrying = self._loop.create_future()
+        try:
+            conn, new_id = await self._new_stream()
+            self._conn, self._stream_id = conn, new_id
+            data = b"".join(self._replay or ())
+            if data or self._replay_end:
+                try:
+                    await conn.send_data(new_id, data, end_stream=self._replay_end)
+                except core.H2Error as send_error:
+                    self._fail(send_error)
+        except BaseException as error:
+            if isinstance(error, RpcError):
+                self._set_error(error)
+            else:
+                self._set_error(RpcError(StatusCode.CANCELLED, "the call was cancelled"))
+            raise
+        finally:
+            self._retrying = None
+            retrying.set_result(None)
+
+    async def _await_retry(self) -> None:
+        if self._retrying is not None:
+            await asyncio.shield(self._retrying)
+        if self._error is not None:
+            raise self._error
+
     # --- receiving ---------------------------------------------------------------------
 
     async def _receive_headers(self) -> None:
-        conn = self._conn
-        assert conn is not None
-        try:
-            headers = await conn.recv_response(self._stream_id)
-        except core.H2Error as exc:
-            self._fail(exc)
+        while True:
+            conn, stream_id = self._conn, self._stream_id
+            assert conn is not None
+            try:
+                headers = await conn.recv_response(stream_id)
+                break
+            except core.H2Error as exc:
+                await self._recover(exc, stream_id)  # raises unless moved to a new stream
+        # The server has the call now: it is never replayed.
+        self._headers_received = True
+        self._replay = None
         fields: dict[str, str] = {}
         for name, value in headers:
             fields.setdefault(name, value)
@@ -689,6 +913,7 @@ class Call(Generic[Req, Resp]):
             error = RpcError(status_from_rst(exc.error_code), f"stream reset: {exc}")
         elif isinstance(exc, core.ConnectionClosedError):
             error = RpcError(StatusCode.UNAVAILABLE, str(exc))
+            self._channel._usable_connection()  # a GOAWAY'd connection takes no new calls
         else:
             error = RpcError(StatusCode.INTERNAL, str(exc))
         self._set_error(error)
