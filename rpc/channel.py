@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
@@ -41,6 +42,8 @@ from .protocol.timeout import encode_timeout
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 _UNSENT_ATTEMPTS = 5
@@ -66,6 +69,12 @@ class Channel:
     unless they are made with ``wait_for_ready=True`` (``wait_for_ready`` here
     sets the default for every call): those wait for READY, within their deadline.
     ``connect_timeout``, if given, overrides ``backoff.min_connect_timeout``.
+
+    ``keepalive`` (off by default, as in gRPC) pings the server after
+    ``keepalive.time`` without traffic and drops the connection if nothing comes
+    back within ``keepalive.timeout``: its calls fail with UNAVAILABLE. A server
+    answering GOAWAY ``too_many_pings`` makes the channel double its keepalive
+    time for the next connections. :attr:`rtt` is the last measured round trip.
     """
 
     def __init__(
@@ -83,6 +92,7 @@ class Channel:
         connect_timeout: float | None = None,
         backoff: BackoffConfig | None = None,
         wait_for_ready: bool = False,
+        keepalive: core.Keepalive | None = None,
     ) -> None:
         if port is None:
             host, sep, port_text = target.rpartition(":")
@@ -103,6 +113,7 @@ class Channel:
             backoff = dataclasses.replace(backoff, min_connect_timeout=connect_timeout)
         self.backoff = backoff
         self.wait_for_ready = wait_for_ready
+        self.keepalive = keepalive
         self._backoff = Backoff(backoff)
         self._user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
         self._state = ConnectivityState.IDLE
@@ -216,7 +227,11 @@ class Channel:
     async def _open(self) -> core.Connection:
         """Open a connection and wait for the HTTP/2 handshake to complete."""
         conn = await core.open_connection(
-            self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            server_hostname=self._server_hostname,
+            keepalive=self.keepalive,
         )
         try:
             # The server's first frame must be its SETTINGS, so the ack of a PING
@@ -228,11 +243,30 @@ class Channel:
             raise
         return conn
 
+    @property
+    def rtt(self) -> float | None:
+        """The last round-trip time (seconds) measured on the current connection."""
+        conn = self._connection
+        return conn.rtt if conn is not None else None
+
+    def _slow_down_if_asked(self, conn: core.Connection) -> None:
+        """GOAWAY(ENHANCE_YOUR_CALM, too_many_pings): double the keepalive time (gRFC A8)."""
+        goaway = conn.goaway_received
+        if (
+            self.keepalive is not None
+            and goaway is not None
+            and goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+            and goaway.debug_data == core.TOO_MANY_PINGS
+        ):
+            self.keepalive = self.keepalive.doubled()
+            log.info("server said too_many_pings: keepalive time now %gs", self.keepalive.time)
+
     async def _watch(self, conn: core.Connection) -> None:
         """Notice the end of a connection: if it was the READY one, go IDLE."""
         try:
             await conn.wait_closed()
         finally:
+            self._slow_down_if_asked(conn)
             self._connections.pop(conn, None)
             if self._connection is conn:
                 self._connection = None

@@ -16,7 +16,10 @@ from rpc import health
 
 
 async def run(target: str, name: str) -> None:
-    async with rpc.Channel(target) as channel:
+    # Keepalive: after 30 s without traffic during a call, PING; no answer in 10 s
+    # means the server is gone and the call fails with UNAVAILABLE.
+    keepalive = rpc.Keepalive(time=30, timeout=10)
+    async with rpc.Channel(target, keepalive=keepalive) as channel:
         try:
             status = await health.check(channel, "helloworld.Greeter")
             print("Health of helloworld.Greeter:", health.ServingStatus.Name(status))

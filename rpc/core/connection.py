@@ -266,6 +266,11 @@ class Connection(asyncio.Protocol):
         )
 
     @property
+    def goaway_received(self) -> ConnectionClosedError | None:
+        """The peer's last GOAWAY (its error code, last stream id, debug data), if any."""
+        return self._goaway_received
+
+    @property
     def rtt(self) -> float | None:
         """The last measured round-trip time in seconds, or None before any."""
         return self._health.rtt

@@ -14,6 +14,8 @@ import pytest
 
 import rpc
 from rpc import core
+from tests.core.helpers import wait_until
+from tests.tcp_proxy import TcpProxy
 
 from .echo import H2rpcEcho, methods
 
@@ -123,3 +125,74 @@ async def test_graceful_stop_cancels_what_outlives_the_grace(
             await stuck
         assert caught.value.code in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.CANCELLED)
     assert service.cancelled  # the handler was cancelled, not left running
+
+
+async def test_channel_keepalive_fails_calls_to_a_black_holed_server(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    server = rpc.Server([H2rpcEcho(pb2)])
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with (
+            TcpProxy("127.0.0.1", port) as proxy,
+            rpc.Channel(
+                "127.0.0.1", proxy.port, keepalive=rpc.Keepalive(time=0.2, timeout=0.5)
+            ) as channel,
+        ):
+            unary = channel.unary_unary(methods(pb2)["Unary"])
+            assert (await unary(pb2.EchoRequest(message="hi"), timeout=TIMEOUT)).message == "hi"
+            assert channel.rtt is not None and channel.rtt >= 0
+            stuck = asyncio.ensure_future(
+                unary(pb2.EchoRequest(message="stuck", delay_ms=600_000), timeout=TIMEOUT)
+            )
+            await asyncio.sleep(0.1)
+            proxy.black_hole()
+            with pytest.raises(rpc.RpcError) as caught:
+                await stuck  # within time + timeout (0.7 s); TIMEOUT only guards "never"
+            assert caught.value.code == rpc.StatusCode.UNAVAILABLE
+            assert "PING" in caught.value.details
+    finally:
+        await server.stop(1)
+
+
+async def test_server_keepalive_cancels_calls_of_a_black_holed_client(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    pb2, _ = echo_modules
+    service = H2rpcEcho(pb2)
+    server = rpc.Server([service], keepalive=rpc.Keepalive(time=0.2, timeout=0.5))
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with (
+            TcpProxy("127.0.0.1", port) as proxy,
+            rpc.Channel("127.0.0.1", proxy.port) as channel,
+        ):
+            unary = channel.unary_unary(methods(pb2)["Unary"])
+            stuck = asyncio.ensure_future(
+                unary(pb2.EchoRequest(message="stuck", delay_ms=600_000), timeout=TIMEOUT)
+            )
+            await asyncio.sleep(0.2)
+            proxy.black_hole()
+            await wait_until(lambda: bool(service.cancelled), TIMEOUT)
+            assert service.cancelled == ["/h2rpc.test.Echo/Unary"]
+            assert not server._connections
+            stuck.cancel()
+    finally:
+        await server.stop(1)
+
+
+async def test_channel_doubles_keepalive_time_on_too_many_pings(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    strict = core.PingPolicy(min_interval_without_data=60, max_strikes=1)
+    server = rpc.Server([H2rpcEcho(echo_modules[0])], ping_policy=strict)
+    port = await server.start("127.0.0.1", 0)
+    eager = rpc.Keepalive(time=0.05, timeout=5, permit_without_calls=True, max_pings_without_data=0)
+    try:
+        async with rpc.Channel("127.0.0.1", port, keepalive=eager) as channel:
+            await channel.channel_ready()
+            await wait_until(lambda: channel.keepalive != eager, TIMEOUT)
+            assert channel.keepalive == eager.doubled()
+    finally:
+        await server.stop(1)
