@@ -322,3 +322,19 @@ async def test_graceful_stop_reports_not_serving_before_closing() -> None:
             await asyncio.wait_for(anext(watcher), TIMEOUT)
         await asyncio.wait_for(stopping, TIMEOUT)
     assert served.health.shutting_down
+
+
+async def test_graceful_shutdown_lets_stop_finish_without_waiting_out_the_grace() -> None:
+    """What Server.stop() will do: health first, so open watches end and free the grace."""
+    served = Ours()
+    served.port = await served.server.start("127.0.0.1", 0)
+    async with rpc.Channel(served.target) as channel:
+        watchers = [health.watch(channel, service) for service in ("", "x")]
+        for watcher in watchers:
+            await asyncio.wait_for(anext(watcher), TIMEOUT)
+        served.health.enter_graceful_shutdown()
+        # A grace far beyond the test's bound: only ended watches let stop() return in time.
+        await asyncio.wait_for(served.server.stop(grace=3600), TIMEOUT)
+        whole, unknown = watchers
+        assert [status async for status in whole] == [NOT_SERVING]
+        assert [status async for status in unknown] == []  # nothing changed for it
