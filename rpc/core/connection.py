@@ -31,7 +31,7 @@ import logging
 import ssl as ssl_module
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import h2.events as ev
 import h2.exceptions
@@ -168,8 +168,9 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, but not necessarily an asyncio.Transport subclass:
+        # uvloop's transports implement the same interface without inheriting.
+        self._transport = cast(asyncio.Transport, transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._scheme = b"https"
