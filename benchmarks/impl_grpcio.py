@@ -13,7 +13,7 @@ from bench_pb2_grpc import EchoServicer, EchoStub, add_EchoServicer_to_server
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 
 
-class Echo(EchoServicer):  # type: ignore[misc]
+class Echo(EchoServicer):
     async def Unary(self, request: Payload, context: Any) -> Payload:
         return request
 

@@ -10,23 +10,23 @@ from bench_grpc import EchoBase, EchoStub
 from bench_pb2 import Payload, StreamRequest
 from grpclib.client import Channel, Stream
 from grpclib.server import Server as GrpclibServer
-from grpclib.server import Stream as ServerStream
+from grpclib.server import Stream as Handled
 
 
 class Echo(EchoBase):
-    async def Unary(self, stream: ServerStream[Payload, Payload]) -> None:
+    async def Unary(self, stream: Handled[Payload, Payload]) -> None:
         request = await stream.recv_message()
         assert request is not None
         await stream.send_message(request)
 
-    async def ServerStream(self, stream: ServerStream[StreamRequest, Payload]) -> None:
+    async def ServerStream(self, stream: Handled[StreamRequest, Payload]) -> None:
         request = await stream.recv_message()
         assert request is not None
         message = Payload(data=b"x" * request.size)
         for _ in range(request.count):
             await stream.send_message(message)
 
-    async def PingPong(self, stream: ServerStream[Payload, Payload]) -> None:
+    async def PingPong(self, stream: Handled[Payload, Payload]) -> None:
         async for request in stream:
             await stream.send_message(request)
 

@@ -258,6 +258,9 @@ def grpc_request() -> bytes:
     return b"\0" + struct.pack(">I", len(message)) + message
 
 
+RATE = r"finished in [\d.]+\w*, ([\d.]+) req/s"
+
+
 def run_h2load(port: int, settings: common.Settings) -> float:
     """The server's requests/s under h2load (4 connections x 32 streams, unary gRPC calls).
 
@@ -281,13 +284,15 @@ def run_h2load(port: int, settings: common.Settings) -> float:
             f"http://{common.HOST}:{port}/bench.Echo/Unary",
         ]
         warmup = h2load([*common_args, f"--duration={max(1, round(settings.warmup))}"])
-        estimate = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", warmup)[1])
-        requests = max(1000, round(estimate * settings.seconds))
+        estimate = re.search(RATE, warmup)
+        if estimate is None:
+            raise RuntimeError(f"cannot read h2load's output:\n{warmup}")
+        requests = max(1000, round(float(estimate[1]) * settings.seconds))
         output = h2load([*common_args, f"--requests={requests}"])
     counts = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded", output)
     ok_status = re.search(r"status codes: (\d+) 2xx", output)
     data = re.search(r"traffic: .* \((\d+)\) data", output)
-    rate = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", output)
+    rate = re.search(RATE, output)
     if not (counts and ok_status and data and rate):
         raise RuntimeError(f"cannot read h2load's output:\n{output}")
     expected = [requests, requests, requests, requests * len(body)]
