@@ -30,8 +30,8 @@ ensure_venv() {
     local want
     want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        echo "== installing h2rpc and its test dependencies into .venv"
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+        echo "== installing h2rpc and its test and benchmark dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench]"
         echo "$want" >"$stamp"
     fi
 }
