@@ -30,7 +30,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 import h2.events as ev
@@ -53,6 +53,7 @@ from .headers import (
     decode_headers,
     encode_headers,
     encode_request_headers,
+    malformed,
     validate_outbound,
 )
 from .health import HealthCheck
@@ -1082,8 +1083,15 @@ class Connection(asyncio.Protocol):
             with contextlib.suppress(h2.exceptions.StreamClosedError):
                 self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
+        wire = event.headers or ()
+        reason = malformed(wire, "request", inbound=True)
+        if reason is not None:
+            log.debug("malformed request on stream %d: %s", stream_id, reason)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return
         stream = Stream(stream_id, is_response=False)
-        stream.headers = headers = decode_headers(event.headers or ())
+        stream.headers = headers = decode_headers(wire)
         if self._idle_timer is not None:
             self._cancel_idle_timer()
         self._streams[stream_id] = stream
@@ -1098,15 +1106,24 @@ class Connection(asyncio.Protocol):
 
     def _on_response_received(self, event: ev.ResponseReceived) -> None:
         stream = self._streams.get(event.stream_id or 0)
-        if stream is not None:
+        if stream is not None and self._well_formed(stream, event.headers or (), "response"):
             stream.headers = decode_headers(event.headers or ())
             stream.wake()
 
     def _on_trailers_received(self, event: ev.TrailersReceived) -> None:
         stream = self._streams.get(event.stream_id or 0)
-        if stream is not None:
+        if stream is not None and self._well_formed(stream, event.headers or (), "trailers"):
             stream.trailers = decode_headers(event.headers or ())
             stream.wake()
+
+    def _well_formed(self, stream: Stream, wire: Iterable[tuple[bytes, bytes]], kind: str) -> bool:
+        """False (and the stream reset with PROTOCOL_ERROR) for a malformed block."""
+        reason = malformed(wire, kind, inbound=True)
+        if reason is None:
+            return True
+        log.debug("malformed %s on stream %d: %s", kind, stream.id, reason)
+        self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
+        return False
 
     def _on_data_received(self, event: ev.DataReceived) -> None:
         stream_id = event.stream_id or 0

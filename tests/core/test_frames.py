@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import h2.events
 import pytest
@@ -239,3 +240,77 @@ async def test_goaway_fails_only_unprocessed_streams() -> None:
     await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
     peer.close()
     server.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [*GET, ("X-Upper", "1")],  # upper-case name
+        [(":method", "GET"), (":path", "/"), (":authority", "test")],  # no :scheme
+        [*GET, ("connection", "keep-alive")],  # connection-specific
+        [*GET, ("te", "gzip")],  # te other than trailers
+        [("x-first", "1"), *GET],  # pseudo-header after a regular one
+        [*GET, ("x-bad", " padded")],  # surrounding whitespace
+        [*GET, (":status", "200")],  # response pseudo-header in a request
+    ],
+    ids=["uppercase", "no-scheme", "connection", "te", "pseudo-late", "whitespace", "status"],
+)
+async def test_a_malformed_request_is_a_stream_error_not_a_connection_error(
+    headers: list[tuple[str, str]],
+) -> None:
+    async with serve(echo_handler) as server:
+        peer = await RawPeer.connect(server.port)
+        peer.h2.config.validate_outbound_headers = False
+        peer.h2.config.normalize_outbound_headers = False
+        peer.h2.send_headers(1, headers, end_stream=True)
+        await peer.flush()
+        reset = await peer.wait_for(_is(h2.events.StreamReset, stream_id=1))
+        assert isinstance(reset, h2.events.StreamReset)
+        assert reset.error_code == ErrorCodes.PROTOCOL_ERROR
+        # The connection carries on: a well-formed request on it is answered.
+        peer.h2.send_headers(3, [(":method", "POST"), *GET[1:]])
+        peer.h2.send_data(3, b"fine", end_stream=True)
+        await peer.flush()
+        await peer.wait_for(_is(h2.events.StreamEnded, stream_id=3))
+        assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in peer.events)
+        peer.close()
+
+
+async def test_a_malformed_response_fails_only_its_stream() -> None:
+    """A server answering with an upper-case header name: the client resets that stream."""
+
+    async def on_connected(peer: RawPeer) -> None:
+        await peer.wait_for(_is(h2.events.RequestReceived, stream_id=1))
+        peer.h2.send_headers(1, [(":status", "200"), ("Bad-Name", "x")])
+        await peer.flush()
+        await peer.wait_for(_is(h2.events.StreamReset, stream_id=1))
+        await peer.wait_for(_is(h2.events.RequestReceived, stream_id=3))
+        peer.h2.send_headers(3, [(":status", "200")], end_stream=True)
+        await peer.flush()
+        await peer.wait_for(_is(h2.events.ConnectionTerminated))
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = RawPeer(reader, writer, client_side=False)
+        peer.h2.config.validate_outbound_headers = False
+        peer.h2.config.normalize_outbound_headers = False
+        peer.h2.initiate_connection()
+        await peer.flush()
+        with contextlib.suppress(Exception):
+            await on_connected(peer)
+        peer.close()
+
+    server = await asyncio.start_server(accept, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await rpc.core.open_connection(LOOPBACK, port)
+        first = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
+        with pytest.raises(rpc.core.StreamResetError) as caught:
+            await asyncio.wait_for(conn.recv_response(first), TIMEOUT)
+        assert caught.value.error_code == ErrorCodes.PROTOCOL_ERROR
+        second = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
+        headers = await asyncio.wait_for(conn.recv_response(second), TIMEOUT)
+        assert headers == [(":status", "200")]
+        await conn.close_connection()
+    finally:
+        server.close()
+        await server.wait_closed()
