@@ -900,6 +900,8 @@ class Connection(asyncio.Protocol):
 
     def _local_end_sent(self, stream: Stream) -> None:
         stream.ended_local = True
+        if not self._in_data_received and not self._pumping:
+            self._flush_now()
         if stream.ended_remote:
             self._on_stream_closed(stream)
         elif not self._client_side and stream.id in self._streams:

@@ -24,6 +24,8 @@ from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, ConnectionState, H2Connection, H2ConnectionStateMachine
 from h2.settings import SettingCodes, Settings
 
+from .hpack_cache import CachingDecoder, CachingEncoder
+
 DEFAULT_MAX_FRAME_SIZE = 16_384
 MAX_FRAME_SIZE_LIMIT = 16_777_215
 MAX_WINDOW_SIZE = 2**31 - 1
@@ -145,6 +147,8 @@ def new_h2_connection(*, client_side: bool, settings: ConnectionSettings) -> H2C
         normalize_inbound_headers=False,
     )
     conn = _DrainingH2Connection(config=config)
+    conn.encoder = CachingEncoder()
+    conn.decoder = CachingDecoder(conn.decoder.max_header_list_size)
     initial: dict[SettingCodes, int] = {
         SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
         SettingCodes.INITIAL_WINDOW_SIZE: settings.stream_window_size,

@@ -1,0 +1,109 @@
+"""HPACK encoder and decoder that remember header blocks which leave the table alone.
+
+Most header blocks of an RPC protocol repeat exactly: the same request
+headers for every call of a method, the same ``:status``/``content-type``
+response headers, the same ``grpc-status: 0`` trailers. Once their fields
+are in the dynamic table they are encoded as table indexes only, and such a
+block neither reads nor writes anything but the table: as long as the table
+has not changed, encoding the same headers gives the same bytes, and
+decoding the same bytes gives the same headers. hpack (pure Python) spends
+several microseconds per field doing it again; a dictionary lookup replaces
+that.
+
+Correctness rests on one rule: a result is kept only if computing it did not
+change the table, and it is used only while the table is unchanged since.
+Every change (an insertion, a size change) moves the table to a new
+*generation*, which empties the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hpack import Decoder, Encoder, HeaderTuple
+from hpack.table import HeaderTable
+
+MAX_CACHED_BLOCKS = 64
+"""Per connection and direction; the steady state of an RPC protocol needs a few."""
+
+
+class _CountingTable(HeaderTable):
+    """hpack's table, counting the changes that can alter any encoding or decoding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class CachingEncoder(Encoder):
+    """An hpack Encoder whose output for table-neutral header lists is cached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = _CountingTable()
+        self._cache: dict[tuple[Any, ...], bytes] = {}
+        self._cache_generation = 0
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        table = self.header_table
+        assert isinstance(table, _CountingTable)
+        if not isinstance(headers, list) or table.resized:
+            return super().encode(headers, huffman)
+        if table.generation != self._cache_generation:
+            self._cache.clear()
+            self._cache_generation = table.generation
+        key = tuple(headers)
+        block = self._cache.get(key)
+        if block is not None:
+            return block
+        before = table.generation
+        block = super().encode(headers, huffman)
+        if table.generation == before and huffman:
+            if len(self._cache) >= MAX_CACHED_BLOCKS:
+                self._cache.clear()
+            self._cache[key] = block
+        return block
+
+
+class CachingDecoder(Decoder):
+    """An hpack Decoder whose result for table-neutral header blocks is cached."""
+
+    def __init__(self, max_header_list_size: int = 2**16) -> None:
+        super().__init__(max_header_list_size)
+        self.header_table = _CountingTable()
+        self._cache: dict[tuple[bytes, bool], list[HeaderTuple]] = {}
+        self._cache_state: tuple[int, int] = (0, max_header_list_size)
+
+    def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
+        table = self.header_table
+        assert isinstance(table, _CountingTable)
+        state = (table.generation, self.max_header_list_size)
+        if state != self._cache_state:
+            self._cache.clear()
+            self._cache_state = state
+        key = (bytes(data), raw)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return list(cached)
+        before = table.generation
+        headers = list(super().decode(data, raw))
+        if table.generation == before:
+            if len(self._cache) >= MAX_CACHED_BLOCKS:
+                self._cache.clear()
+            self._cache[key] = headers
+            return list(headers)
+        return headers
