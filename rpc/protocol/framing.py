@@ -68,7 +68,8 @@ class MessageDecoder:
         end = start + HEADER_SIZE + length
         if end > len(buffer):
             return None
-        payload = bytes(buffer[start + HEADER_SIZE : end])
+        with memoryview(buffer) as view:  # one copy, not a slice and then a copy
+            payload = bytes(view[start + HEADER_SIZE : end])
         if end == len(buffer):
             buffer.clear()
             self._offset = 0
