@@ -382,10 +382,12 @@ class Server:
         """Stop gracefully, then cancel what is left.
 
         In order: services that can (the health service) report NOT_SERVING;
-        no new connections are accepted; every connection gets the two-step
-        GOAWAY, so calls already sent are still served and later ones are
-        refused (clients retry them elsewhere); calls in flight get ``grace``
-        seconds (None: none) to finish; the rest are cancelled.
+        no new connections are accepted; with a ``grace`` (seconds), every
+        connection gets the two-step GOAWAY, so calls already sent are still
+        served and later ones are refused (clients retry them elsewhere), and
+        calls in flight get ``grace`` seconds to finish; the rest are
+        cancelled. Without one (None or 0), a single GOAWAY goes out and the
+        calls in flight are cancelled at once (their clients see UNAVAILABLE).
         """
         for service in self._services:
             enter_graceful_shutdown = getattr(service, "enter_graceful_shutdown", None)

@@ -671,7 +671,8 @@ class Connection(asyncio.Protocol):
     def _on_max_idle(self) -> None:
         self._idle_timer = None
         if not self._streams:
-            self._close_in_background(0, b"max_idle")
+            # Gracefully too: a request may be on its way as the GOAWAY leaves.
+            self._close_in_background(DEFAULT_CLOSE_TIMEOUT, b"max_idle")
 
     def _on_max_age(self) -> None:
         self._age_timer = None
@@ -748,10 +749,10 @@ class Connection(asyncio.Protocol):
                 last = end == total
                 h2conn.send_data(stream.id, view[offset:end], end_stream=end_stream and last)
                 offset = end
-        if end_stream:
-            self._local_end_sent(stream)
         self._sent_headers_or_data()
         self._unflushed += total
+        if end_stream:
+            self._local_end_sent(stream)  # may flush
         if self._unflushed >= FLUSH_THRESHOLD:
             self._flush_now()
         else:

@@ -98,7 +98,9 @@ def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: boo
     both ways (h2's own checks are switched off; see ``h2setup``). ``kind`` is
     ``"request"``, ``"response"`` or ``"trailers"``. Outbound requests need
     only ``:method`` and ``:path`` (the core fills in ``:scheme`` and
-    ``:authority``); inbound ones need ``:scheme`` too, unless CONNECT.
+    ``:authority``); inbound ones need ``:scheme`` too and an ``:authority``
+    or ``host`` (the same one if both), and a CONNECT has exactly
+    ``:method`` and ``:authority`` (RFC 9113 8.3.1, 8.5).
     """
     allowed_pseudo = (
         _REQUEST_PSEUDO if kind == "request" else _RESPONSE_PSEUDO if kind == "response" else None
@@ -106,6 +108,8 @@ def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: boo
     seen_pseudo: set[bytes] = set()
     regular_started = False
     method = b""
+    authority: bytes | None = None
+    host: bytes | None = None
     for name, value in headers:
         if not name:
             return "empty header name"
@@ -121,6 +125,8 @@ def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: boo
                 return f":status must be three digits, not {value!r}"
             if name == b":method":
                 method = value
+            elif name == b":authority":
+                authority = value
             elif name == b":path" and not value:
                 return "empty :path"
         else:
@@ -131,18 +137,26 @@ def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: boo
                 return f"connection-specific header {name!r} is not allowed in HTTP/2"
             if name == b"te" and value != b"trailers":
                 return "the only value the 'te' header may have in HTTP/2 is 'trailers'"
+            if name == b"host":
+                host = value
         if _BAD_VALUE_CHARS.search(value):
             return f"header {name!r} has a value with NUL, CR or LF"
         if value and (value[0] in b" \t" or value[-1] in b" \t"):
             return f"header {name!r} has a value with surrounding whitespace"
     if kind == "request":
         if inbound and method == b"CONNECT":
-            required = _CONNECT_REQUIRED
-        else:
-            required = _INBOUND_REQUIRED if inbound else _OUTBOUND_REQUIRED
+            if seen_pseudo != _CONNECT_REQUIRED:
+                return "a CONNECT request has exactly :method and :authority"
+            return None
+        required = _INBOUND_REQUIRED if inbound else _OUTBOUND_REQUIRED
         missing = required - seen_pseudo
         if missing:
             return f"request is missing {', '.join(sorted(m.decode() for m in missing))}"
+        if inbound:
+            if authority is None and host is None:
+                return "request has neither :authority nor host"
+            if authority is not None and host is not None and authority != host:
+                return ":authority and host disagree"
     elif kind == "response" and b":status" not in seen_pseudo:
         return "response is missing :status"
     return None

@@ -14,6 +14,11 @@ Correctness rests on one rule: a result is kept only if computing it did not
 change the table, and it is used only while the table is unchanged since.
 Every change (an insertion, a size change) moves the table to a new
 *generation*, which empties the cache.
+
+Memory is bounded per connection: only small blocks are kept (a peer must
+not be able to park large header blocks in our memory for the life of a
+connection), at most MAX_CACHED_BLOCKS of them, and never a block with a
+field the sender marked never-indexed (secrets stay out of long-lived caches).
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hpack import Decoder, Encoder, HeaderTuple
+from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
 from hpack.table import HeaderTable
 
-MAX_CACHED_BLOCKS = 64
+MAX_CACHED_BLOCKS = 16
 """Per connection and direction; the steady state of an RPC protocol needs a few."""
+
+MAX_CACHED_BLOCK_SIZE = 512
+"""Largest encoded header block kept (typical gRPC blocks: 10 to 200 bytes)."""
+
+MAX_CACHED_LIST_SIZE = 2048
+"""Largest decoded header list kept, in bytes of names and values."""
 
 
 class _CountingTable(HeaderTable):
@@ -61,7 +72,7 @@ class CachingEncoder(Encoder):
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         table = self.header_table
         assert isinstance(table, _CountingTable)
-        if not isinstance(headers, list) or table.resized:
+        if not huffman or table.resized or not _plain_pairs(headers):
             return super().encode(headers, huffman)
         if table.generation != self._cache_generation:
             self._cache.clear()
@@ -72,7 +83,7 @@ class CachingEncoder(Encoder):
             return block
         before = table.generation
         block = super().encode(headers, huffman)
-        if table.generation == before and huffman:
+        if table.generation == before and len(block) <= MAX_CACHED_BLOCK_SIZE:
             if len(self._cache) >= MAX_CACHED_BLOCKS:
                 self._cache.clear()
             self._cache[key] = block
@@ -95,15 +106,33 @@ class CachingDecoder(Decoder):
         if state != self._cache_state:
             self._cache.clear()
             self._cache_state = state
+        if len(data) > MAX_CACHED_BLOCK_SIZE:
+            return super().decode(data, raw)
         key = (bytes(data), raw)
         cached = self._cache.get(key)
         if cached is not None:
             return list(cached)
         before = table.generation
         headers = list(super().decode(data, raw))
-        if table.generation == before:
+        if table.generation == before and _cacheable_list(headers):
             if len(self._cache) >= MAX_CACHED_BLOCKS:
                 self._cache.clear()
             self._cache[key] = headers
             return list(headers)
         return headers
+
+
+def _plain_pairs(headers: Any) -> bool:
+    """A list of plain 2-tuples: never-indexed or 3-tuple fields must not share keys."""
+    return type(headers) is list and all(
+        type(field) is tuple and len(field) == 2 for field in headers
+    )
+
+
+def _cacheable_list(headers: list[HeaderTuple]) -> bool:
+    size = 0
+    for field in headers:
+        if isinstance(field, NeverIndexedHeaderTuple):
+            return False
+        size += len(field[0]) + len(field[1])
+    return size <= MAX_CACHED_LIST_SIZE

@@ -252,8 +252,22 @@ async def test_goaway_fails_only_unprocessed_streams() -> None:
         [("x-first", "1"), *GET],  # pseudo-header after a regular one
         [*GET, ("x-bad", " padded")],  # surrounding whitespace
         [*GET, (":status", "200")],  # response pseudo-header in a request
+        [*GET, ("host", "elsewhere.example")],  # :authority and host disagree
+        [(":method", "GET"), (":path", "/"), (":scheme", "http")],  # no authority at all
+        [(":method", "CONNECT"), (":authority", "x:1"), (":path", "/")],  # CONNECT + :path
     ],
-    ids=["uppercase", "no-scheme", "connection", "te", "pseudo-late", "whitespace", "status"],
+    ids=[
+        "uppercase",
+        "no-scheme",
+        "connection",
+        "te",
+        "pseudo-late",
+        "whitespace",
+        "status",
+        "host-mismatch",
+        "no-authority",
+        "connect-path",
+    ],
 )
 async def test_a_malformed_request_is_a_stream_error_not_a_connection_error(
     headers: list[tuple[str, str]],

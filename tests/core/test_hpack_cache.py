@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpack import Decoder, Encoder
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +18,8 @@ _FIELDS = [
     (b"x-call", b"1"),
     (b"x-call", b"2"),
     (b"x-long", b"v" * 300),
+    (b"x-longer", b"w" * 700),
+    NeverIndexedHeaderTuple(b"authorization", b"secret"),
 ]
 _STEPS = st.lists(
     st.one_of(
@@ -66,3 +68,31 @@ def test_repeated_blocks_come_from_the_cache() -> None:
     assert list(decoder._cache) == [(second, True)]
     again = decoder.decode(second, raw=True)
     assert again == decoded and again is not decoded  # a copy: callers may keep it
+
+
+def test_large_or_secret_blocks_are_not_kept() -> None:
+    """A peer must not park big header blocks, or secrets, in the cache of a connection."""
+    encoder, decoder = Encoder(), CachingDecoder()
+    for index in range(64):
+        block = encoder.encode([(b"x-big", b"%d" % index + b"v" * 60_000)], huffman=False)
+        decoder.decode(block, raw=True)
+        decoder.decode(block, raw=True)
+    assert decoder._cache == {}
+    secret = encoder.encode([NeverIndexedHeaderTuple(b"authorization", b"secret")])
+    decoder.decode(secret, raw=True)
+    decoder.decode(secret, raw=True)
+    assert decoder._cache == {}
+
+
+def test_never_indexed_fields_are_encoded_as_hpack_does_in_any_order() -> None:
+    plain, caching = Encoder(), CachingEncoder()
+    for fields in (
+        [NeverIndexedHeaderTuple(b"x-token", b"t")],
+        [(b"x-token", b"t")],
+        [(b"x-token", b"t")],
+        [NeverIndexedHeaderTuple(b"x-token", b"t")],
+    ):
+        assert caching.encode(list(fields)) == plain.encode(list(fields))
+    assert caching.encode([(b"x-token", b"t")], huffman=False) == plain.encode(
+        [(b"x-token", b"t")], huffman=False
+    )
