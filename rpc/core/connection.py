@@ -68,6 +68,9 @@ BytesLike = bytes | bytearray | memoryview
 FLUSH_THRESHOLD = 64 * 1024
 """Bytes of frames after which pending output is written at once, not at loop end."""
 
+EAGER_FLUSH_STREAMS = 8
+"""Streams ending (our side) after which pending output is written at once."""
+
 MAX_RETAINED_STREAMS = 1000
 """Closed streams kept only because the application has not read all they got."""
 
@@ -123,6 +126,7 @@ class Connection(asyncio.Protocol):
         self._needs_pump = False
         self._in_data_received = False
         self._unflushed = 0
+        self._ends_unflushed = 0
         self._flush_handle: asyncio.Handle | None = None
         self._closed_error: ConnectionClosedError | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -883,6 +887,7 @@ class Connection(asyncio.Protocol):
 
     def _flush_now(self) -> None:
         self._unflushed = 0
+        self._ends_unflushed = 0
         data = self._h2.data_to_send()
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
@@ -901,8 +906,18 @@ class Connection(asyncio.Protocol):
 
     def _local_end_sent(self, stream: Stream) -> None:
         stream.ended_local = True
-        if not self._in_data_received and not self._pumping:
+        self._ends_unflushed += 1
+        if (
+            not self._in_data_received
+            and not self._pumping
+            and (self._flush_handle is None or self._ends_unflushed >= EAGER_FLUSH_STREAMS)
+        ):
+            # Finished requests or responses go out now, a few at a time: the
+            # peer starts on them while we produce the next ones (one write
+            # per loop iteration makes the two sides take turns, batch by
+            # batch), and a few per write keep the syscalls few.
             self._flush_now()
+            self._schedule_flush()
         if stream.ended_remote:
             self._on_stream_closed(stream)
         elif not self._client_side and stream.id in self._streams:
