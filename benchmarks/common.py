@@ -8,12 +8,13 @@ the same ``bench.Echo`` service and offers the same client, described here by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import importlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -186,3 +187,19 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+@contextlib.contextmanager
+def server_process(implementation: str) -> Iterator[tuple[int, int]]:
+    """A plain ``server.py`` process of one implementation: yields ``(port, pid)``."""
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "server.py"), implementation],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        yield int(server.stdout.readline().split()[1]), server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,18 +73,8 @@ async def measure(implementation: str, port: int, server_pid: int, args: argpars
 
 
 def run_one(implementation: str, args: argparse.Namespace) -> str:
-    server = subprocess.Popen(
-        [sys.executable, str(common.HERE / "server.py"), implementation],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline().split()[1])
-        return asyncio.run(measure(implementation, port, server.pid, args))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with common.server_process(implementation) as (port, pid):
+        return asyncio.run(measure(implementation, port, pid, args))
 
 
 def main() -> None:

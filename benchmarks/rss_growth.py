@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 
 import common
 
@@ -46,18 +44,8 @@ async def measure(
 
 
 def run_one(implementation: str, calls: int, samples: int) -> list[float]:
-    server = subprocess.Popen(
-        [sys.executable, str(common.HERE / "server.py"), implementation],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline().split()[1])
-        return asyncio.run(measure(implementation, port, server.pid, calls, samples))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with common.server_process(implementation) as (port, pid):
+        return asyncio.run(measure(implementation, port, pid, calls, samples))
 
 
 def main() -> None:

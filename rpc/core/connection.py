@@ -151,22 +151,16 @@ class Connection(asyncio.Protocol):
         self._goaway_announced = False
         """The first GOAWAY of a graceful close (last stream id 2^31-1) is out."""
         self._background_close: asyncio.Task[None] | None = None
-        if keepalive is not None:
-            self._health = HealthCheck(
-                self._loop,
-                keepalive.timeout,
-                interval=keepalive.time,
-                may_ping=self._keepalive_may_ping,
-                send_ping=self._send_ping,
-                on_dead=self._on_peer_dead,
-            )
-        else:
-            self._health = HealthCheck(
-                self._loop,
-                functional_timeout,
-                send_ping=self._send_ping,
-                on_dead=self._on_peer_dead,
-            )
+        # Keepalive, when given, sets the health check's pace; else aioh2's
+        # functional_timeout is both the quiet interval and the ack timeout.
+        self._health = HealthCheck(
+            self._loop,
+            keepalive.timeout if keepalive is not None else functional_timeout,
+            interval=keepalive.time if keepalive is not None else None,
+            may_ping=self._keepalive_may_ping if keepalive is not None else None,
+            send_ping=self._send_ping,
+            on_dead=self._on_peer_dead,
+        )
 
     # ------------------------------------------------------------------
     # asyncio.Protocol

@@ -65,13 +65,12 @@ class CachingEncoder(Encoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.header_table = _CountingTable()
+        self.header_table = self._table = _CountingTable()
         self._cache: dict[tuple[Any, ...], bytes] = {}
         self._cache_generation = 0
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        table = self.header_table
-        assert isinstance(table, _CountingTable)
+        table = self._table
         if not huffman or table.resized or not _plain_pairs(headers):
             return super().encode(headers, huffman)
         if table.generation != self._cache_generation:
@@ -95,13 +94,12 @@ class CachingDecoder(Decoder):
 
     def __init__(self, max_header_list_size: int = 2**16) -> None:
         super().__init__(max_header_list_size)
-        self.header_table = _CountingTable()
+        self.header_table = self._table = _CountingTable()
         self._cache: dict[tuple[bytes, bool], list[HeaderTuple]] = {}
         self._cache_state: tuple[int, int] = (0, max_header_list_size)
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
-        table = self.header_table
-        assert isinstance(table, _CountingTable)
+        table = self._table
         state = (table.generation, self.max_header_list_size)
         if state != self._cache_state:
             self._cache.clear()

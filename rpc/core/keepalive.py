@@ -7,6 +7,7 @@ so it lives in the HTTP/2 core and :class:`rpc.core.Connection` applies it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -42,9 +43,7 @@ class Keepalive:
 
     def doubled(self) -> Keepalive:
         """The settings to use after a peer complained of too many pings."""
-        return Keepalive(
-            self.time * 2, self.timeout, self.permit_without_calls, self.max_pings_without_data
-        )
+        return dataclasses.replace(self, time=self.time * 2)
 
 
 @dataclass(frozen=True)

@@ -141,17 +141,17 @@ async def test_client_keepalive_detects_a_black_holed_server() -> None:
 
 async def test_server_keepalive_drops_a_black_holed_client() -> None:
     keepalive = Keepalive(time=0.2, timeout=0.5)
-    async with serve(echo_handler, keepalive=keepalive) as server, TcpProxy(
-        LOOPBACK, server.port
-    ) as proxy:
+    async with (
+        serve(echo_handler, keepalive=keepalive) as server,
+        TcpProxy(LOOPBACK, server.port) as proxy,
+    ):
         conn = await rpc.core.open_connection(LOOPBACK, proxy.port)
-        stream_id = await conn.start_request({":method": "POST", ":path": "/"})
+        await conn.start_request({":method": "POST", ":path": "/"})  # a call in flight
         await wait_until(lambda: bool(server.connections))
         proxy.black_hole()
         await asyncio.wait_for(server.connections[0].wait_closed(), TIMEOUT)
         assert server.connections[0].closed
         conn._abort(ConnectionClosedError("test over"))
-        del stream_id
 
 
 async def test_keepalive_pings_only_with_calls_unless_permitted_and_only_so_many() -> None:

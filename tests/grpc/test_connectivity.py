@@ -214,6 +214,27 @@ async def test_server_restart_fail_fast_fails_while_wait_for_ready_waits(
     await server.stop()
 
 
+async def _call(
+    channel: rpc.Channel,
+    kind: str,
+    method: Any,
+    request: Any,
+    *,
+    unary_with_call: bool = False,
+    **options: Any,
+) -> None:
+    """One call of the given kind, up to its first response."""
+    if kind == "Unary":
+        unary = channel.unary_unary(method)
+        await (unary.with_call if unary_with_call else unary)(request, **options)
+    elif kind == "ServerStream":
+        await channel.unary_stream(method)(request, **options).read()
+    elif kind == "ClientStream":
+        await channel.stream_unary(method)([request], **options)
+    else:
+        await channel.stream_stream(method)([request], **options).read()
+
+
 @pytest.mark.parametrize("kind", ["Unary", "ServerStream", "ClientStream", "Bidi"])
 async def test_wait_for_ready_is_bounded_by_the_deadline(
     echo_modules: tuple[ModuleType, ModuleType], kind: str
@@ -225,16 +246,7 @@ async def test_wait_for_ready_is_bounded_by_the_deadline(
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(RpcError) as info:
-            if kind == "Unary":
-                await channel.unary_unary(method)(request, timeout=0.5, wait_for_ready=True)
-            elif kind == "ServerStream":
-                call = channel.unary_stream(method)(request, timeout=0.5, wait_for_ready=True)
-                await call.read()
-            elif kind == "ClientStream":
-                await channel.stream_unary(method)([request], timeout=0.5, wait_for_ready=True)
-            else:
-                call = channel.stream_stream(method)([request], timeout=0.5, wait_for_ready=True)
-                await call.read()
+            await _call(channel, kind, method, request, timeout=0.5, wait_for_ready=True)
         assert info.value.code is StatusCode.DEADLINE_EXCEEDED
         assert loop.time() - started < 5
         # Meanwhile the channel kept trying.
@@ -250,14 +262,7 @@ async def test_fail_fast_is_unavailable_on_every_callable(
         method = methods(pb2)[kind]
         request = pb2.EchoRequest()
         with pytest.raises(RpcError) as info:
-            if kind == "Unary":
-                await channel.unary_unary(method).with_call(request, timeout=30)
-            elif kind == "ServerStream":
-                await channel.unary_stream(method)(request, timeout=30).read()
-            elif kind == "ClientStream":
-                await channel.stream_unary(method)([request], timeout=30)
-            else:
-                await channel.stream_stream(method)([request], timeout=30).read()
+            await _call(channel, kind, method, request, timeout=30, unary_with_call=True)
         assert info.value.code is StatusCode.UNAVAILABLE
 
 

@@ -23,6 +23,24 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
+async def _run_pinger(port: int, seconds: float) -> str:
+    """tests/grpc/grpcio_pinger.py against ``port`` for ``seconds``; its output (grpcio's log)."""
+    pinger = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.grpc.grpcio_pinger",
+        str(port),
+        str(seconds),
+        cwd=ROOT,
+        env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await asyncio.wait_for(pinger.communicate(), TIMEOUT))[0].decode()
+    assert pinger.returncode == 0, output
+    return output
+
+
 async def test_grpcio_client_pinging_too_often_gets_too_many_pings(
     echo_modules: tuple[ModuleType, ModuleType],
 ) -> None:
@@ -30,21 +48,9 @@ async def test_grpcio_client_pinging_too_often_gets_too_many_pings(
     server = rpc.Server([H2rpcEcho(echo_modules[0])])
     port = await server.start("127.0.0.1", 0)
     try:
-        pinger = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.grpc.grpcio_pinger",
-            str(port),
-            "8",
-            cwd=ROOT,
-            env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output = (await asyncio.wait_for(pinger.communicate(), TIMEOUT))[0].decode()
+        output = await _run_pinger(port, seconds=8)
     finally:
         await server.stop(1)
-    assert pinger.returncode == 0, output
     assert "ENHANCE_YOUR_CALM" in output and "too_many_pings" in output, output
 
 
@@ -56,21 +62,9 @@ async def test_a_polite_grpcio_client_is_left_alone(
     server = rpc.Server([H2rpcEcho(echo_modules[0])], ping_policy=lenient)
     port = await server.start("127.0.0.1", 0)
     try:
-        pinger = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.grpc.grpcio_pinger",
-            str(port),
-            "5",
-            cwd=ROOT,
-            env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output = (await asyncio.wait_for(pinger.communicate(), TIMEOUT))[0].decode()
+        output = await _run_pinger(port, seconds=5)
     finally:
         await server.stop(1)
-    assert pinger.returncode == 0, output
     assert "too_many_pings" not in output, output
 
 
