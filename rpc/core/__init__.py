@@ -4,6 +4,7 @@ Layering: h2 (frames and protocol state) -> :mod:`rpc.core` (connections and
 streams on asyncio) -> the gRPC layer. Nothing in here knows about gRPC.
 """
 
+from ..http2.settings import ConnectionSettings
 from .connection import Connection
 from .endpoints import open_connection, start_server
 from .errors import (
@@ -13,7 +14,6 @@ from .errors import (
     StreamError,
     StreamResetError,
 )
-from .h2setup import ConnectionSettings
 from .headers import Headers, HeadersArg
 from .keepalive import TOO_MANY_PINGS, ConnectionLifetime, Keepalive, PingPolicy
 

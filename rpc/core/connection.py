@@ -38,6 +38,8 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+from ..http2.headers import WireHeaders, malformed
+from ..http2.settings import ConnectionSettings
 from .errors import (
     ConnectionClosedError,
     H2Error,
@@ -45,15 +47,13 @@ from .errors import (
     StreamResetError,
     code_name,
 )
-from .h2setup import ConnectionSettings, new_h2_connection
+from .h2setup import new_h2_connection
 from .headers import (
     Headers,
     HeadersArg,
-    WireHeaders,
     decode_headers,
     encode_headers,
     encode_request_headers,
-    malformed,
     validate_outbound,
 )
 from .health import HealthCheck

@@ -8,8 +8,8 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
+from ..http2.settings import ConnectionSettings
 from .connection import Connection, OnConnected, alpn_context
-from .h2setup import ConnectionSettings
 from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 
 DEFAULT_CONCURRENCY = 100

@@ -18,53 +18,16 @@ and this module is the only place that works around them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, ConnectionState, H2Connection, H2ConnectionStateMachine
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import DataFrame, Frame
 
-from .hpack_cache import CachingDecoder, CachingEncoder
+from ..http2.hpack_cache import CachingDecoder, CachingEncoder
+from ..http2.settings import ConnectionSettings
 
-DEFAULT_MAX_FRAME_SIZE = 16_384
-MAX_FRAME_SIZE_LIMIT = 16_777_215
-MAX_WINDOW_SIZE = 2**31 - 1
 UNLIMITED_STREAMS = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """What this endpoint advertises and allows on one connection."""
-
-    max_concurrent_streams: int | None = None
-    """Streams the peer may open at once (None: no limit advertised)."""
-    stream_window_size: int = 1 << 20
-    """Initial inbound window of every stream: the most one stream buffers unread."""
-    connection_window_size: int = 16 << 20
-    """Inbound window of the whole connection: the most all streams buffer together."""
-    max_frame_size: int = 256 << 10
-    """Largest frame payload the peer may send us. Bigger than the RFC's 16 KiB
-    default because every frame costs tens of microseconds in h2 whatever its
-    size: a 1 MiB message arrives in 4 frames instead of 64. (Much bigger is
-    slower again: h2 reassembles a frame by concatenating bytes.)"""
-    max_header_list_size: int = 65_536
-
-    def __post_init__(self) -> None:
-        if self.max_concurrent_streams is not None and self.max_concurrent_streams < 0:
-            raise ValueError("max_concurrent_streams must be >= 0")
-        if not 1 <= self.stream_window_size <= MAX_WINDOW_SIZE:
-            raise ValueError(f"stream_window_size must be between 1 and {MAX_WINDOW_SIZE}")
-        if not 65_535 <= self.connection_window_size <= MAX_WINDOW_SIZE:
-            raise ValueError(f"connection_window_size must be between 65535 and {MAX_WINDOW_SIZE}")
-        if not DEFAULT_MAX_FRAME_SIZE <= self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:
-            raise ValueError(
-                f"max_frame_size must be between {DEFAULT_MAX_FRAME_SIZE}"
-                f" and {MAX_FRAME_SIZE_LIMIT}"
-            )
-        if self.max_header_list_size < 1024:
-            raise ValueError("max_header_list_size must be at least 1024")
 
 
 class _AdvertisedOnlyLimitSettings(Settings):

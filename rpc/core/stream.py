@@ -13,8 +13,9 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from ..http2.headers import WireHeaders
 from .errors import H2Error
-from .headers import Headers, WireHeaders
+from .headers import Headers
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rpc.core.hpack_cache import CachingDecoder, CachingEncoder
+from rpc.http2.hpack_cache import CachingDecoder, CachingEncoder
 
 # A small pool, so that header lists repeat (and the cache is used) but also
 # change the table now and then (so that stale entries would be caught).

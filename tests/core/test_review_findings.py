@@ -10,7 +10,8 @@ import h2.events
 
 import rpc.core
 from rpc.core import Connection
-from rpc.core.h2setup import ConnectionSettings, new_h2_connection
+from rpc.core.h2setup import new_h2_connection
+from rpc.http2.settings import ConnectionSettings
 
 from .helpers import LOOPBACK, TIMEOUT, raw_frame, serve, wait_until
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpc.core.h2setup import ConnectionSettings
 from rpc.core.headers import (
     decode_headers,
     encode_headers,
@@ -17,6 +16,7 @@ from rpc.core.headers import (
 )
 from rpc.core.health import HealthCheck
 from rpc.core.scheduler import PriorityScheduler
+from rpc.http2.settings import ConnectionSettings
 
 
 def test_encode_headers_accepts_mapping_pairs_and_bytes() -> None:
