@@ -204,9 +204,7 @@ def _new_h2_connection(*, client_side: bool, settings: ConnectionSettings) -> H2
     )
     conn.encoder = CachingEncoder()
     conn.decoder = CachingDecoder(settings.max_header_list_size)
-    conn.decoder.max_allowed_table_size = max(
-        DEFAULT_HEADER_TABLE_SIZE, settings.header_table_size
-    )
+    conn.decoder.max_allowed_table_size = max(DEFAULT_HEADER_TABLE_SIZE, settings.header_table_size)
     conn.max_inbound_frame_size = settings.max_frame_size
     return conn
 
@@ -376,13 +374,14 @@ class H2Engine:
         self._reset_quietly(stream_id, error_code)
 
     def acknowledge_received(self, stream_id: int, nbytes: int) -> None:
-        """See the interface. h2 credits only the connection for a stream it
-        has closed, but raises for an id it never saw: then so do we, by hand."""
+        """See the interface. For a stream it has closed h2 credits only the
+        connection itself; an id it never saw would make it raise half-way
+        (after counting the bytes), so those are credited here, uncoalesced."""
         if nbytes <= 0:
             return
-        try:
+        if self._h2_has_seen(stream_id):
             self._h2.acknowledge_received_data(nbytes, stream_id)
-        except (h2.exceptions.ProtocolError, ValueError):
+        else:
             self._h2.increment_flow_control_window(nbytes)
         self._collect_output()
 
@@ -441,6 +440,11 @@ class H2Engine:
         if stream_id in self._known:
             self._known.discard(stream_id)
             self._handler.on_stream_reset(stream_id, error_code, False)
+
+    def _h2_has_seen(self, stream_id: int) -> bool:
+        if self._is_ours(stream_id):
+            return 0 < stream_id <= self._h2.highest_outbound_stream_id
+        return 0 < stream_id <= self._h2.highest_inbound_stream_id
 
     def _is_ours(self, stream_id: int) -> bool:
         return (stream_id % 2 == 1) == self.client_side
@@ -620,4 +624,3 @@ def _stream_state_errors(stream_id: int) -> Iterator[None]:
         yield
     except h2.exceptions.ProtocolError as exc:
         raise StreamStateError(f"stream {stream_id}: {exc}") from exc
-
