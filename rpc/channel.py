@@ -15,11 +15,10 @@ import ssl as ssl_module
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
 
-from h2.errors import ErrorCodes
-
 from . import __version__, core
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
 from .deadlines import resolve_deadline
+from .http2 import ErrorCodes
 from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
 from .methods import Method, MethodKind, Req, Resp
 from .protocol import compression as codecs

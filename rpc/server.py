@@ -15,10 +15,9 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from h2.errors import ErrorCodes
-
 from . import core
 from .deadlines import current_deadline
+from .http2 import ErrorCodes
 from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
 from .methods import Method
 from .protocol import compression

@@ -1,10 +1,12 @@
 """The HTTP/2 core: many streams on one asyncio connection, with flow control.
 
-Layering: h2 (frames and protocol state) -> :mod:`rpc.core` (connections and
-streams on asyncio) -> the gRPC layer. Nothing in here knows about gRPC.
+Layering: :mod:`rpc.http2` (sans-I/O engines: frames and protocol state) ->
+:mod:`rpc.core` (connections and streams on asyncio) -> the gRPC layer.
+Nothing in here knows about gRPC.
 """
 
 from ..http2.settings import ConnectionSettings
+from .closing import ConnectionState
 from .connection import Connection
 from .endpoints import open_connection, start_server
 from .errors import (
@@ -16,6 +18,7 @@ from .errors import (
 )
 from .headers import Headers, HeadersArg
 from .keepalive import TOO_MANY_PINGS, ConnectionLifetime, Keepalive, PingPolicy
+from .stream import Stream
 
 __all__ = [
     "TOO_MANY_PINGS",
@@ -23,11 +26,13 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionLifetime",
     "ConnectionSettings",
+    "ConnectionState",
     "H2Error",
     "Headers",
     "HeadersArg",
     "Keepalive",
     "PingPolicy",
+    "Stream",
     "StreamClosedError",
     "StreamError",
     "StreamResetError",

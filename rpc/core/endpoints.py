@@ -8,7 +8,7 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
-from ..http2.settings import ConnectionSettings
+from ..http2.settings import ConnectionSettings, Limits
 from .connection import Connection, OnConnected, alpn_context
 from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 
@@ -22,6 +22,7 @@ def _settings(
     connection_window_size: int | None,
     max_frame_size: int | None,
     max_header_list_size: int | None,
+    limits: Limits | None,
 ) -> ConnectionSettings:
     defaults = ConnectionSettings()
     return ConnectionSettings(
@@ -30,6 +31,7 @@ def _settings(
         connection_window_size=connection_window_size or defaults.connection_window_size,
         max_frame_size=max_frame_size or defaults.max_frame_size,
         max_header_list_size=max_header_list_size or defaults.max_header_list_size,
+        limits=limits or defaults.limits,
     )
 
 
@@ -48,6 +50,8 @@ async def start_server(
     connection_window_size: int | None = None,
     max_frame_size: int | None = None,
     max_header_list_size: int | None = None,
+    limits: Limits | None = None,
+    engine: str | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Start an HTTP/2 server (prior knowledge, or TLS with ALPN ``h2``).
@@ -62,6 +66,8 @@ async def start_server(
     limit. ``keepalive`` pings quiet clients and drops dead ones,
     ``ping_policy`` closes connections of clients that ping too often and
     ``lifetime`` limits idle time and age (see :mod:`rpc.core.keepalive`).
+    ``limits`` are the defences against abusive peers (:class:`rpc.http2.Limits`)
+    and ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
@@ -71,6 +77,7 @@ async def start_server(
         connection_window_size=connection_window_size,
         max_frame_size=max_frame_size,
         max_header_list_size=max_header_list_size,
+        limits=limits,
     )
     if ssl is not None:
         alpn_context(ssl)
@@ -84,6 +91,7 @@ async def start_server(
             keepalive=keepalive,
             ping_policy=ping_policy,
             lifetime=lifetime,
+            engine=engine,
         )
 
     loop = asyncio.get_running_loop()
@@ -123,6 +131,8 @@ async def open_connection(
     connection_window_size: int | None = None,
     max_frame_size: int | None = None,
     max_header_list_size: int | None = None,
+    limits: Limits | None = None,
+    engine: str | None = None,
     **kwargs: Any,
 ) -> Connection:
     """Connect to an HTTP/2 server and return the client :class:`Connection`.
@@ -131,7 +141,8 @@ async def open_connection(
     given, with ALPN ``h2`` added. Without ``ssl`` the connection speaks
     HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
     ``keepalive`` pings a quiet server and drops the connection when it stops
-    answering (see :class:`rpc.core.keepalive.Keepalive`).
+    answering (see :class:`rpc.core.keepalive.Keepalive`). ``engine`` picks
+    the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     """
     settings = _settings(
         concurrency=None,
@@ -139,6 +150,7 @@ async def open_connection(
         connection_window_size=connection_window_size,
         max_frame_size=max_frame_size,
         max_header_list_size=max_header_list_size,
+        limits=limits,
     )
     context: ssl_module.SSLContext | None
     if ssl is True:
@@ -156,6 +168,7 @@ async def open_connection(
             functional_timeout=functional_timeout,
             authority=authority,
             keepalive=keepalive,
+            engine=engine,
         ),
         host,
         port,

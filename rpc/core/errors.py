@@ -6,15 +6,17 @@ stream or the connection goes away, so no caller is ever left waiting forever.
 
 from __future__ import annotations
 
-from h2.errors import ErrorCodes
+from ..http2.errors import ErrorCodes, code_name
+from ..http2.errors import as_error_code as _as_error_code
 
-
-def code_name(code: int) -> str:
-    """The name of an HTTP/2 error code, or its hex value if unknown."""
-    try:
-        return ErrorCodes(code).name
-    except ValueError:
-        return f"0x{code:x}"
+__all__ = [
+    "ConnectionClosedError",
+    "H2Error",
+    "StreamClosedError",
+    "StreamError",
+    "StreamResetError",
+    "code_name",
+]
 
 
 class H2Error(Exception):
@@ -36,7 +38,7 @@ class StreamClosedError(StreamError):
 class StreamResetError(StreamClosedError):
     """The stream was reset with RST_STREAM, by the peer (``remote``) or by us.
 
-    ``error_code`` is the HTTP/2 error code, an :class:`h2.errors.ErrorCodes`
+    ``error_code`` is the HTTP/2 error code, an :class:`rpc.http2.ErrorCodes`
     member when the code is a known one.
     """
 
@@ -89,9 +91,3 @@ class ConnectionClosedError(H2Error, ConnectionError):
         clone.__cause__ = self.__cause__
         return clone
 
-
-def _as_error_code(code: int) -> ErrorCodes | int:
-    try:
-        return ErrorCodes(code)
-    except ValueError:
-        return code

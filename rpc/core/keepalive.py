@@ -119,3 +119,44 @@ class ConnectionLifetime:
         if self.max_age is None:
             return None
         return self.max_age * (rng or random).uniform(0.9, 1.1)
+
+
+class PingTraffic:
+    """PINGs counted against real traffic, both ways; pure bookkeeping.
+
+    Our keepalive stops after ``max_pings_without_data`` PINGs with no HEADERS
+    or DATA sent in between (gRPC's rule, so that a server's policy does not
+    count us as abusive), and the peer's PINGs collect strikes under the
+    :class:`PingPolicy`. Sending HEADERS or DATA resets both counts.
+    """
+
+    __slots__ = ("_keepalive", "_strikes", "pings_without_data")
+
+    def __init__(self, keepalive: Keepalive | None, policy: PingPolicy | None) -> None:
+        self._keepalive = keepalive
+        self._strikes = PingStrikes(policy) if policy is not None else None
+        self.pings_without_data = 0
+
+    def traffic(self) -> None:
+        """HEADERS or DATA went out."""
+        self.pings_without_data = 0
+        if self._strikes is not None:
+            self._strikes.reset()
+
+    def sent_ping(self) -> None:
+        self.pings_without_data += 1
+
+    def may_ping(self, *, idle: bool) -> bool:
+        """May keepalive send a PING now (``idle``: no stream is open)?"""
+        keepalive = self._keepalive
+        if keepalive is None:
+            return True
+        if idle and not keepalive.permit_without_calls:
+            return False
+        limit = keepalive.max_pings_without_data
+        return limit == 0 or self.pings_without_data < limit
+
+    def peer_pinged(self, now: float, *, idle: bool) -> bool:
+        """The peer sent a PING; True when that is one too many."""
+        strikes = self._strikes
+        return strikes is not None and strikes.on_ping(now, idle=idle)

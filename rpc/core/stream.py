@@ -1,214 +1,245 @@
-"""Per-stream state kept by a connection: inbound buffer, outbound queue, waiters.
+"""A stream as the application holds it: the object upper layers keep, not an id.
 
-A :class:`Stream` holds no reference to the connection or the transport; the
-connection drives it and decides what goes on the wire. That keeps each
-stream's lifetime explicit: it exists from its HEADERS until the application
-has seen everything the peer sent (or its error), and not a moment longer.
+:meth:`Connection.open_stream` (client) and :meth:`Connection.accept_stream`
+(server) hand out :class:`Stream` objects; every operation on one goes
+straight to its state and to the connection's parts through one shared
+:class:`StreamContext`, with no lookup by id. The id-based aioh2 API of
+:class:`~rpc.core.connection.Connection` is a thin facade over these methods.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import deque
 from collections.abc import Callable
 
-from ..http2.headers import WireHeaders
-from .errors import H2Error
-from .headers import Headers
+from ..http2 import ErrorCodes
+from .errors import ConnectionClosedError, H2Error, StreamClosedError
+from .headers import Headers, HeadersArg, encode_headers, validate_outbound
+from .lifecycle import StreamLifecycle
+from .scheduler import DEFAULT_WEIGHT, check_weight
+from .sender import Sender
+from .stream_state import StreamState
+from .streams import StreamTable
 
-log = logging.getLogger(__name__)
+BytesLike = bytes | bytearray | memoryview
 
 
-class OutboundItem:
-    """Data (and/or an end of stream, or trailers) queued behind a stream's window.
+class StreamContext:
+    """What every stream of one connection shares: the loop and the connection's parts."""
 
-    ``waiter`` is resolved when the last byte has been handed to h2, which is
-    when the ``send_data`` call that queued it returns.
-    """
-
-    __slots__ = ("end_stream", "offset", "trailers", "view", "waiter")
+    __slots__ = ("closed_error", "lifecycle", "loop", "prioritize", "sender", "table")
 
     def __init__(
         self,
-        view: memoryview,
-        end_stream: bool,
-        waiter: asyncio.Future[None],
-        trailers: WireHeaders | None = None,
+        loop: asyncio.AbstractEventLoop,
+        table: StreamTable,
+        sender: Sender,
+        lifecycle: StreamLifecycle,
+        prioritize: Callable[[int, int, int, bool], None],
     ) -> None:
-        self.view = view
-        self.offset = 0
-        self.end_stream = end_stream
-        self.waiter = waiter
-        self.trailers = trailers
+        self.loop = loop
+        self.table = table
+        self.sender = sender
+        self.lifecycle = lifecycle
+        self.prioritize = prioritize
+        """Tells the peer a stream's weight (a client's PRIORITY frame)."""
+        self.closed_error: ConnectionClosedError | None = None
+        """Set once the connection is closed: why."""
+
+
+class Stream(StreamState):
+    """One HTTP/2 stream: send and receive headers, data and trailers, or reset it."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, stream_id: int, context: StreamContext, *, is_response: bool) -> None:
+        super().__init__(stream_id, is_response=is_response)
+        self._context = context
+
+    # --- receiving ---------------------------------------------------------
+
+    async def recv_headers(self) -> Headers:
+        """Wait for the peer's headers: a client's final (non-1xx) response headers."""
+        try:
+            while self.headers is None:
+                self.raise_error()
+                await self.wait(self._context.loop)
+            self.raise_error()
+            self.headers_taken = True
+            return self.headers
+        finally:
+            self._context.table.release_if_consumed(self)
+
+    async def read(self, size: int | None = None) -> bytes:
+        """Read body data (see :meth:`Connection.read_stream` for ``size``).
+
+        Reading returns window credit to the peer: data not read is not
+        acknowledged, which is what holds a fast sender back.
+        """
+        lifecycle = self._context.lifecycle
+        try:
+            if size == 0:
+                self.raise_error()
+                return b""
+            while True:
+                self.raise_error()
+                if size is None:
+                    if self.chunks:
+                        data = self.take_chunk()
+                        break
+                elif size < 0:
+                    if self.ended_remote:
+                        data = self.take(-1) if self.buffered else b""
+                        break
+                elif self.buffered >= size or (self.ended_remote and self.buffered):
+                    data = self.take(size)
+                    break
+                if self.ended_remote:
+                    data = b""
+                    break
+                if size is not None:
+                    # The caller wants more than one window may hold: credit
+                    # what is buffered now so the peer can send the rest.
+                    lifecycle.credit(self, self.unacked)
+                await self.wait(self._context.loop)
+            if data:
+                lifecycle.credit(self, min(len(data), self.unacked))
+            if self.ended_remote and not self.buffered:
+                self.end_seen = True
+            return data
+        finally:
+            self._context.table.release_if_consumed(self)
+
+    async def recv_trailers(self) -> Headers:
+        """Wait for the end of the stream; returns its trailers (``[]`` if none).
+
+        Read the body first: body data that nobody reads holds the peer back
+        once the stream's window is full, so the trailers would never come.
+        """
+        try:
+            while not self.ended_remote:
+                self.raise_error()
+                await self.wait(self._context.loop)
+            self.raise_error()
+            self.trailers_taken = self.end_seen = True
+            return self.trailers if self.trailers is not None else []
+        finally:
+            self._context.table.release_if_consumed(self)
 
     @property
-    def remaining(self) -> int:
-        return len(self.view) - self.offset
+    def ended_by_peer(self) -> bool:
+        """True once the peer has ended its side (END_STREAM received)."""
+        return self.ended_remote
 
+    # --- sending -----------------------------------------------------------
 
-class Stream:
-    """One HTTP/2 stream as the application sees it."""
+    def send_headers(self, headers: HeadersArg, end_stream: bool = False) -> None:
+        """Send a server's response headers (written at the end of this loop turn)."""
+        self._check_sendable()
+        wire = encode_headers(headers)
+        validate_outbound(wire, "response")
+        self._context.sender.send_headers(self, wire, end_stream)
 
-    __slots__ = (
-        "buffered",
-        "chunks",
-        "end_queued",
-        "end_seen",
-        "ended_local",
-        "ended_remote",
-        "error",
-        "error_seen",
-        "headers",
-        "headers_taken",
-        "id",
-        "is_response",
-        "on_error",
-        "outbound",
-        "send_error",
-        "trailers",
-        "trailers_taken",
-        "unacked",
-        "waiters",
-    )
+    async def send_data(self, data: BytesLike, end_stream: bool = False) -> None:
+        """Send ``data``, waiting while flow control says stop.
 
-    def __init__(self, stream_id: int, *, is_response: bool) -> None:
-        self.id = stream_id
-        self.is_response = is_response
-        """True on the client side, where the inbound half is a response."""
-        self.headers: Headers | None = None
-        """Request headers (server) or final response headers (client)."""
-        self.headers_taken = False
-        self.trailers: Headers | None = None
-        self.trailers_taken = False
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        """Unread body bytes in ``chunks``."""
-        self.unacked = 0
-        """Flow-controlled bytes received but not yet credited back to the peer."""
-        self.ended_remote = False
-        """END_STREAM received."""
-        self.end_seen = False
-        """The application has observed the end: EOF read, or trailers taken."""
-        self.end_queued = False
-        """The application ended its side: no more sends accepted."""
-        self.ended_local = False
-        """END_STREAM handed to h2 (can lag ``end_queued`` behind queued data)."""
-        self.error: H2Error | None = None
-        self.send_error: H2Error | None = None
-        """Set when only our sending side was stopped (RST_STREAM NO_ERROR after a response)."""
-        self.error_seen = False
-        self.waiters: list[asyncio.Future[None]] = []
-        self.on_error: Callable[[H2Error], None] | None = None
-        """Called once, synchronously, when the stream fails (see Connection.on_stream_error)."""
-        self.outbound: deque[OutboundItem] = deque()
+        Returns once every byte has been handed to the HTTP/2 engine. If the
+        call is cancelled while it waits, the rest of the data is dropped and
+        the stream is reset with CANCEL, since the peer would otherwise see a
+        truncated body as a complete one.
+        """
+        self._check_sendable()
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if end_stream:
+            self.end_queued = True
+        sender = self._context.sender
+        if sender.try_send_now(self, view, end_stream):
+            return
+        waiter: asyncio.Future[None] = self._context.loop.create_future()
+        sender.queue_data(self, view, end_stream, waiter)
+        await self._wait_sent(waiter)
 
-    # --- inbound -----------------------------------------------------------
+    async def send_trailers(self, headers: HeadersArg) -> None:
+        """Send trailers, ending our side, after any data queued before them."""
+        self._check_sendable()
+        wire = encode_headers(headers)
+        validate_outbound(wire, "trailers")
+        self.end_queued = True
+        sender = self._context.sender
+        if not self.outbound:
+            sender.send_headers(self, wire, True)
+            return
+        waiter: asyncio.Future[None] = self._context.loop.create_future()
+        sender.queue_trailers(self, wire, waiter)
+        await self._wait_sent(waiter)
 
-    def wake(self) -> None:
-        """Wake everyone waiting for news on this stream."""
-        waiters = self.waiters
-        if waiters:
-            self.waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+    async def end(self) -> None:
+        """End our side with an empty DATA frame."""
+        await self.send_data(b"", end_stream=True)
 
-    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for the next change of the inbound state (data, headers, end, error)."""
-        waiter: asyncio.Future[None] = loop.create_future()
-        self.waiters.append(waiter)
+    # --- control -----------------------------------------------------------
+
+    def reset(self, error_code: int = ErrorCodes.CANCEL) -> None:
+        """Reset with RST_STREAM; every waiter gets StreamResetError.
+
+        On a stream already closed it releases what the connection still
+        keeps for it: unread data is discarded and its window credit returned.
+        """
+        context = self._context
+        if self.id not in context.table.open:
+            context.lifecycle.abandon_retained(self.id)
+            return
+        # The application asked for it: unless someone is waiting on the
+        # stream and must be told, nothing needs to be kept for later calls.
+        seen = not self.waiters and not self.outbound
+        context.lifecycle.reset(self, error_code)
+        self.error_seen = self.error_seen or seen
+
+    def set_error_callback(self, callback: Callable[[H2Error], None] | None) -> None:
+        """Have ``callback(error)`` called once, synchronously, if the stream fails."""
+        if self.id not in self._context.table.open:
+            if callback is not None:
+                raise StreamClosedError(self.id, "stream is already closed")
+            return
+        self.on_error = callback
+
+    def prioritize(
+        self, weight: int = DEFAULT_WEIGHT, depends_on: int = 0, exclusive: bool = False
+    ) -> None:
+        """Set this stream's share (1-256) of outbound bandwidth, and tell the peer."""
+        check_weight(weight)
+        context = self._context
+        if self.id not in context.table.open:
+            raise StreamClosedError(self.id, "cannot prioritize a closed or unknown stream")
+        context.sender.scheduler.set_weight(self.id, weight)
+        context.prioritize(self.id, weight, depends_on, exclusive)
+
+    # --- helpers -----------------------------------------------------------
+
+    def _check_sendable(self) -> None:
+        self.raise_error()
+        if self.send_error is not None:
+            raise self.send_error
+        if self.end_queued or self.ended_local:
+            raise StreamClosedError(self.id, "our side of the stream is already ended")
+        closed = self._context.closed_error
+        if closed is not None:
+            raise closed
+
+    async def _wait_sent(self, waiter: asyncio.Future[None]) -> None:
+        context = self._context
         try:
             await waiter
-        finally:
-            if not waiter.done():
-                # Cancelled: do not leave a dead future in the list.
-                self.waiters.remove(waiter)
-
-    def raise_error(self) -> None:
-        if self.error is not None:
+        except asyncio.CancelledError:
+            abandoned = not waiter.done() or waiter.cancelled()
+            if abandoned and self.id in context.table.open:
+                # Abandoned half-way: the body would look complete but is not.
+                context.lifecycle.reset(self, ErrorCodes.CANCEL)
+            raise
+        except (StreamClosedError, ConnectionClosedError):
             self.error_seen = True
-            raise self.error
-
-    def discard_buffered(self) -> None:
-        """Drop unread data nobody will read (the stream failed)."""
-        self.chunks.clear()
-        self.buffered = 0
-
-    def take_chunk(self) -> bytes:
-        """Remove and return the oldest buffered chunk."""
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        return chunk
-
-    def take(self, size: int) -> bytes:
-        """Remove and return up to ``size`` buffered bytes (all when ``size`` < 0)."""
-        chunks = self.chunks
-        if size < 0 or size >= self.buffered:
-            data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-            chunks.clear()
-        else:
-            parts = []
-            need = size
-            while need:
-                chunk = chunks[0]
-                if len(chunk) <= need:
-                    parts.append(chunks.popleft())
-                    need -= len(chunk)
-                else:
-                    parts.append(chunk[:need])
-                    chunks[0] = chunk[need:]
-                    need = 0
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self.buffered -= len(data)
-        return data
-
-    @property
-    def consumed(self) -> bool:
-        """The application has taken everything the peer sent on this stream.
-
-        A response stream (client side) counts as consumed only once its
-        trailers were asked for, since ``recv_trailers`` is how a client
-        finishes an exchange (it returns ``[]`` when there were none). A
-        request stream (server side) is consumed once its body was read to
-        the end, as servers rarely ask for request trailers.
-        """
-        if self.error is not None:
-            return self.error_seen
-        return (
-            self.buffered == 0
-            and (self.trailers_taken or (self.end_seen and not self.is_response))
-            and (self.headers is None or self.headers_taken)
-            and (self.trailers is None or self.trailers_taken)
-        )
-
-    # --- both ---------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Closed in the HTTP/2 sense: both sides ended, or reset, or connection gone."""
-        return self.error is not None or (self.ended_local and self.ended_remote)
-
-    def fail(self, error: H2Error) -> None:
-        """Record a terminal error; wake readers, fail queued sends, tell the watcher."""
-        if self.error is None:
-            self.error = error
-        self.wake()
-        self.fail_outbound(error)
-        callback, self.on_error = self.on_error, None
-        if callback is not None:
-            try:
-                callback(error)
-            except Exception:
-                # It runs inside the connection's event handling: never let it
-                # break that (or stop the other streams from being failed).
-                log.exception("stream error callback failed")
-
-    def fail_outbound(self, error: BaseException) -> None:
-        while self.outbound:
-            item = self.outbound.popleft()
-            if not item.waiter.done():
-                item.waiter.set_exception(error)
-                # The sender has seen it once it was woken with it; avoid
-                # "exception never retrieved" noise for senders that gave up.
-                item.waiter.exception()
+            raise
+        finally:
+            context.table.release_if_consumed(self)

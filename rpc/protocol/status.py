@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from h2.errors import ErrorCodes
+from ..http2 import ErrorCodes
 
 if TYPE_CHECKING:
     from .metadata import Metadata

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 
 import rpc.core
 from rpc.core import Connection, ConnectionClosedError, StreamClosedError, StreamResetError

@@ -7,7 +7,7 @@ import contextlib
 
 import h2.events
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 from h2.settings import SettingCodes
 
 import rpc.core

@@ -7,7 +7,7 @@ import random
 
 import h2.events
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 
 import rpc.core
 from rpc.core import Connection, ConnectionClosedError, ConnectionLifetime, Keepalive, PingPolicy

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 
 import rpc
 import rpc.core

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 
 import rpc
 import rpc.core

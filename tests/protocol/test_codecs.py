@@ -6,7 +6,7 @@ import base64
 import zlib
 
 import pytest
-from h2.errors import ErrorCodes
+from rpc.http2 import ErrorCodes
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,0 +1,307 @@
+"""A connection's life as a state machine: open, GOAWAY announced, draining, closed.
+
+RFC 9113 6.8's graceful shutdown is two GOAWAYs: the first, with last stream
+id 2^31-1, announces it while requests already on their way are still
+served; after a PING round trip the second gives the real last stream id,
+and from then on new streams are refused while open ones finish (draining).
+The peer's GOAWAY is not a state of ours: it is
+recorded beside it (the connection's ``goaway_received``). The transport going
+away is the one way to CLOSED. Transitions are a table, so an impossible one (a
+second announcement, reopening) fails loudly instead of being a silent
+combination of flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from typing import Any
+
+from ..http2 import Engine, ErrorCodes
+from .admission import Admission
+from .errors import ConnectionClosedError
+from .health import HealthCheck
+from .lifecycle import StreamLifecycle
+from .lifetime import LifetimeTimers
+from .sender import Sender
+from .stream import StreamContext
+from .streams import StreamTable
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLOSE_TIMEOUT = 10.0
+
+GOAWAY_ACK_WAIT = 5.0
+"""Longest wait, in a graceful close, for the PING ack between the two GOAWAYs."""
+
+MAX_STREAM_ID = 2**31 - 1
+
+
+class ConnectionState(enum.Enum):
+    OPEN = "open"
+    ANNOUNCED = "announced"
+    """Our first GOAWAY (last stream id 2^31-1) is out; new streams still welcome."""
+    DRAINING = "draining"
+    """Our real GOAWAY went out: no new streams, open ones finish."""
+    CLOSED = "closed"
+    """The transport is gone."""
+
+
+class ConnectionInput(enum.Enum):
+    ANNOUNCE = "announce"
+    SEND_GOAWAY = "send_goaway"
+    LOST = "lost"
+
+
+_S, _I = ConnectionState, ConnectionInput
+
+_TRANSITIONS: dict[tuple[ConnectionState, ConnectionInput], ConnectionState] = {
+    (_S.OPEN, _I.ANNOUNCE): _S.ANNOUNCED,
+    (_S.OPEN, _I.SEND_GOAWAY): _S.DRAINING,
+    (_S.ANNOUNCED, _I.SEND_GOAWAY): _S.DRAINING,
+    # A graceful close can still turn into an abrupt one (ENHANCE_YOUR_CALM).
+    (_S.DRAINING, _I.SEND_GOAWAY): _S.DRAINING,
+    **{(state, _I.LOST): _S.CLOSED for state in ConnectionState},
+}
+
+
+class ConnectionStateMachine:
+    """The current :class:`ConnectionState` and its allowed transitions."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = ConnectionState.OPEN
+
+    def process(self, event: ConnectionInput) -> ConnectionState:
+        try:
+            self.state = _TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise RuntimeError(f"{event.value} is not possible when {self.state.value}") from None
+        return self.state
+
+    def can(self, event: ConnectionInput) -> bool:
+        return (self.state, event) in _TRANSITIONS
+
+    @property
+    def accepts_new_streams(self) -> bool:
+        return self.state in (ConnectionState.OPEN, ConnectionState.ANNOUNCED)
+
+
+class CloseSequence:
+    """How a connection ends: graceful close, abrupt close, or loss, and the clean-up.
+
+    It owns the connection's :class:`ConnectionStateMachine`, the peer's
+    GOAWAY, the futures that ``close_connection`` and ``wait_closed`` wait
+    on, and the ``on_connected`` handler task the connection cancels when it
+    goes. :meth:`shut_down` is the one place where every waiter is woken and
+    every open stream failed.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        engine: Engine,
+        writer: Writer,
+        table: StreamTable,
+        sender: Sender,
+        lifecycle: StreamLifecycle,
+        admission: Admission,
+        context: StreamContext,
+        health: HealthCheck,
+        lifetime: LifetimeTimers,
+        *,
+        client_side: bool,
+    ) -> None:
+        self._loop = loop
+        self._engine = engine
+        self._writer = writer
+        self._table = table
+        self._sender = sender
+        self._lifecycle = lifecycle
+        self._admission = admission
+        self._context = context
+        self._health = health
+        self._lifetime = lifetime
+        self._client_side = client_side
+        self.machine = ConnectionStateMachine()
+        self.goaway_received: ConnectionClosedError | None = None
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._drained: asyncio.Future[None] | None = None
+        self.handler: asyncio.Future[Any] | None = None
+        """The ``on_connected`` task: cancelled when the connection goes."""
+        self._closing_task: asyncio.Task[Any] | None = None
+        """The task that asked to close, which the close must not cancel."""
+        self._background: asyncio.Task[None] | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def error(self) -> ConnectionClosedError | None:
+        return self._context.closed_error
+
+    # --- graceful --------------------------------------------------------
+
+    def close(self, timeout: float | None, debug_data: bytes) -> asyncio.Task[None]:
+        """Start a graceful close now; the task ends when the connection is closed."""
+        caller = asyncio.current_task()
+        if caller is not None:
+            self._closing_task = caller
+        announced = False
+        machine = self.machine
+        live = self._writer.transport is not None and self.error is None
+        if live and machine.accepts_new_streams:
+            if not self._client_side and timeout != 0 and machine.state is ConnectionState.OPEN:
+                machine.process(ConnectionInput.ANNOUNCE)
+                self._engine.send_goaway(ErrorCodes.NO_ERROR, MAX_STREAM_ID, debug_data)
+                self._writer.flush()
+                announced = True
+            else:
+                self._send_final_goaway(debug_data)
+        task = self._loop.create_task(self._finish(timeout, debug_data, announced))
+        task.add_done_callback(log_task_failure)
+        return task
+
+    def close_in_background(self, timeout: float | None, debug_data: bytes) -> None:
+        """A graceful close nobody awaits (connection lifetime limits)."""
+        quiet = self.goaway_received is None and self.error is None
+        if quiet and self.machine.state is ConnectionState.OPEN:
+            self._background = self.close(timeout, debug_data)
+
+    def _send_final_goaway(self, debug_data: bytes) -> None:
+        self.send_goaway(ErrorCodes.NO_ERROR, None, debug_data)
+
+    def send_goaway(self, error_code: int, last_stream_id: int | None, debug_data: bytes) -> None:
+        """A GOAWAY out now; new streams are refused from here on."""
+        self.machine.process(ConnectionInput.SEND_GOAWAY)
+        self._engine.send_goaway(error_code, last_stream_id, debug_data)
+        self._writer.flush()
+        self._admission.wake_all()
+
+    async def _finish(self, timeout: float | None, debug_data: bytes, announced: bool) -> None:
+        if self._writer.transport is None:
+            await asyncio.shield(self.closed)
+            return
+        deadline = None if timeout is None else self._loop.time() + timeout
+        if announced:
+            wait = GOAWAY_ACK_WAIT if timeout is None else min(timeout, GOAWAY_ACK_WAIT)
+            with contextlib.suppress(asyncio.TimeoutError, ConnectionClosedError):
+                await asyncio.wait_for(self._health.ping(), wait)
+            if self.error is None and self.machine.accepts_new_streams:
+                self._send_final_goaway(debug_data)
+        if self._table:
+            self._drained = self._drained or self._loop.create_future()
+            remaining = None if deadline is None else max(0.0, deadline - self._loop.time())
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), remaining)
+            except asyncio.TimeoutError:
+                log.debug("close_connection: %d streams still open", len(self._table))
+        self.close_transport(ConnectionClosedError("connection closed"))
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), DEFAULT_CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            if self._writer.transport is not None:
+                self._writer.transport.abort()
+            await asyncio.shield(self.closed)
+
+    # --- abrupt ----------------------------------------------------------
+
+    def refuse(self, error_code: int, debug_data: bytes, message: str) -> None:
+        """The peer misbehaves: GOAWAY with ``error_code``, then close."""
+        if self.machine.can(ConnectionInput.SEND_GOAWAY):
+            self.machine.process(ConnectionInput.SEND_GOAWAY)
+            self._engine.send_goaway(error_code, debug_data=debug_data)
+        self.close_transport(
+            ConnectionClosedError(message, error_code=error_code, debug_data=debug_data)
+        )
+
+    def close_transport(self, error: ConnectionClosedError) -> None:
+        """Write what is queued, then close the transport."""
+        if self._context.closed_error is None:
+            self._context.closed_error = error
+        transport = self._writer.transport
+        if transport is not None and not transport.is_closing():
+            self._writer.flush()
+            transport.close()
+
+    def abort(self, error: ConnectionClosedError) -> None:
+        """Drop the transport at once, unwritten output and all."""
+        if self._context.closed_error is None:
+            self._context.closed_error = error
+        if self._writer.transport is not None:
+            self._writer.transport.abort()
+
+    def watch_handshake(self, timeout: float | None) -> None:
+        if timeout is not None:
+            self._handshake_timer = self._loop.call_later(timeout, self._check_handshake, timeout)
+
+    def _check_handshake(self, timeout: float) -> None:
+        self._handshake_timer = None
+        if not self._engine.handshake_complete and self._writer.transport is not None:
+            log.debug("peer did not complete the HTTP/2 handshake within %gs", timeout)
+            self.abort(ConnectionClosedError(f"no HTTP/2 handshake within {timeout:g}s"))
+
+    # --- what streams and the peer tell us ------------------------------
+
+    def on_idle(self) -> None:
+        """The last open stream closed."""
+        self._lifetime.idle()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.goaway_received is not None and self._writer.transport is not None:
+            self.close_transport(self.goaway_received)
+
+    def on_goaway(self, error: ConnectionClosedError) -> None:
+        self.goaway_received = error
+        self._admission.wake_all()
+        if not self._table:
+            self.close_transport(error)
+
+    # --- the end ---------------------------------------------------------
+
+    def lost(self, exc: BaseException | None) -> None:
+        """The transport is gone (``connection_lost``)."""
+        error = self._context.closed_error
+        if error is None:
+            cause = self.goaway_received or ConnectionClosedError("connection lost")
+            error = ConnectionClosedError(
+                str(cause) if exc is None else f"{cause}: {exc}",
+                error_code=cause.error_code,
+                last_stream_id=cause.last_stream_id,
+                remote=cause.remote,
+            )
+            error.__cause__ = exc
+            self._context.closed_error = error
+        self._shut_down(error)
+
+    def _shut_down(self, error: ConnectionClosedError) -> None:
+        """Wake every waiter, fail every open stream, stop every timer."""
+        self.machine.process(ConnectionInput.LOST)
+        self._writer.close()
+        self._lifetime.stop()
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        self._health.stop(error)
+        self._lifecycle.live = False
+        for stream in self._table:
+            stream.fail(error)
+        self._table.remove_all()
+        self._sender.forget_all()
+        self._admission.wake_all()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        handler = self.handler
+        if handler is not None and not handler.done() and handler is not self._closing_task:
+            handler.cancel()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def log_task_failure(task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, ConnectionClosedError):
+        log.error("connection task failed", exc_info=exc)
