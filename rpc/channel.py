@@ -74,6 +74,7 @@ class Channel:
     back within ``keepalive.timeout``: its calls fail with UNAVAILABLE. A server
     answering GOAWAY ``too_many_pings`` makes the channel double its keepalive
     time for the next connections. :attr:`rtt` is the last measured round trip.
+    ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class Channel:
         backoff: BackoffConfig | None = None,
         wait_for_ready: bool = False,
         keepalive: core.Keepalive | None = None,
+        engine: str | None = None,
     ) -> None:
         if port is None:
             host, sep, port_text = target.rpartition(":")
@@ -113,6 +115,8 @@ class Channel:
         self.backoff = backoff
         self.wait_for_ready = wait_for_ready
         self.keepalive = keepalive
+        self.engine = engine
+        """The HTTP/2 engine of every connection (None: ``$H2RPC_ENGINE`` or the default)."""
         self._backoff = Backoff(backoff)
         self._user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
         self._state = ConnectivityState.IDLE
@@ -231,6 +235,7 @@ class Channel:
             ssl=self._ssl,
             server_hostname=self._server_hostname,
             keepalive=self.keepalive,
+            engine=self.engine,
         )
         try:
             # The server's first frame must be its SETTINGS, so the ack of a PING

@@ -304,6 +304,7 @@ class Server:
     that stop answering; ``ping_policy`` closes the connection of a client
     pinging too often (GOAWAY ``too_many_pings``); ``lifetime`` sets max idle
     time, max age and age grace. Defaults are gRPC's; None turns each off.
+    ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     """
 
     def __init__(
@@ -318,8 +319,11 @@ class Server:
         keepalive: core.Keepalive | None = DEFAULT_SERVER_KEEPALIVE,
         ping_policy: core.PingPolicy | None = DEFAULT_PING_POLICY,
         lifetime: core.ConnectionLifetime | None = None,
+        engine: str | None = None,
     ) -> None:
         self.keepalive = keepalive
+        self.engine = engine
+        """The HTTP/2 engine of every connection (None: ``$H2RPC_ENGINE`` or the default)."""
         self.ping_policy = ping_policy
         self.lifetime = lifetime
         self._methods: dict[str, tuple[Method[Any, Any], Handler]] = {}
@@ -374,6 +378,7 @@ class Server:
             ping_policy=self.ping_policy,
             lifetime=self.lifetime,
             ssl=ssl,
+            engine=self.engine,
         )
         return self.port
 
