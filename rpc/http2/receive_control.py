@@ -211,9 +211,7 @@ class ControlFrameReceiver(EngineCore):
         if sid in self._streams:
             self._handler.on_priority(sid, weight)
 
-    def _recv_push_promise(
-        self, buf: bytes, start: int, length: int, flags: int, sid: int
-    ) -> None:
+    def _recv_push_promise(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
         # A client advertises ENABLE_PUSH=0 and a server never receives one.
         self._connection_error(_E.PROTOCOL_ERROR, "PUSH_PROMISE is not accepted")
 

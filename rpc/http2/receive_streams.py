@@ -157,9 +157,7 @@ class StreamFrameReceiver(EngineCore):
         self._block_size = len(fragment)
         self._block_frames = 0
 
-    def _recv_continuation(
-        self, buf: bytes, start: int, length: int, flags: int, sid: int
-    ) -> None:
+    def _recv_continuation(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
         if not sid or sid != self._block_stream:
             self._connection_error(_E.PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
         self._block_frames += 1

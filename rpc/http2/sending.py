@@ -55,9 +55,7 @@ class FrameSender(EngineCore):
         elif stream.local_final_sent and not end_stream:
             raise StreamStateError("trailers must end the stream")
         block = self._encoder.encode(headers)
-        self._queue(
-            frames.headers_frames(stream_id, block, end_stream, self._max_outbound_frame)
-        )
+        self._queue(frames.headers_frames(stream_id, block, end_stream, self._max_outbound_frame))
         if stream is None:
             stream = self._new_stream(stream_id, OPEN, remote=False)
             self._next_local_id = stream_id + 2
