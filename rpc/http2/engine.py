@@ -107,7 +107,7 @@ class NativeEngine(StreamFrameReceiver, ControlFrameReceiver, FrameSender, Engin
             if end < _MAGIC_SIZE:
                 if buf != _MAGIC[:end]:
                     self._connection_error(_E.PROTOCOL_ERROR, "invalid connection preface")
-                self._needed = _MAGIC_SIZE
+                self._needed = 1  # check each read: fail a non-HTTP/2 peer at once
                 return 0, False
             if buf[:_MAGIC_SIZE] != _MAGIC:
                 self._connection_error(_E.PROTOCOL_ERROR, "invalid connection preface")

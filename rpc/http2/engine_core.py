@@ -88,7 +88,7 @@ class EngineCore:
         # stopping early), kept as received chunks until enough has arrived.
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._needed = len(frames.CLIENT_MAGIC) if not client_side else frames.FRAME_HEADER_SIZE
+        self._needed = 1 if not client_side else frames.FRAME_HEADER_SIZE
         self._awaiting_magic = not client_side
         self._awaiting_settings = True
         self._settings_acks_due = 0
