@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from rpc.http2 import ConnectionSettings, ErrorCodes, SettingCodes, StreamStateError
-
 from rpc.http2.frames import settings_frame
 
 from .engine_harness import REQUEST, RESPONSE, TRAILERS, Pair

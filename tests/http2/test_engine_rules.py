@@ -231,7 +231,7 @@ def test_frames_for_a_stream_we_reset_are_tolerated() -> None:
     raw.send(frame(f.DATA, 0, 1, b"in flight") + raw.headers(1, [(b"x", b"y")], EH | ES))
     assert raw.output() == []
     # The connection window was credited for the ignored DATA (coalesced, no frame yet).
-    assert raw.engine._recv_window.available == (16 << 20) - len(b"in flight")  # noqa: SLF001
+    assert raw.engine._recv_window.available == (16 << 20) - len(b"in flight")
 
 
 def test_data_on_a_forgotten_closed_stream_is_a_connection_error() -> None:
