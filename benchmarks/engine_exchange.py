@@ -175,10 +175,14 @@ def main() -> None:
         unary(name, 200)  # warm up caches (HPACK tables, code paths)
         figures = tuple(run(name, count) for _label, run, count in runs)
         results[name] = (figures[0], figures[1])
-        print(f"{name:>6}: unary {figures[0]:8.1f} us/exchange   1 MiB {figures[1]:9.1f} us/exchange")
+        print(
+            f"{name:>6}: unary {figures[0]:8.1f} us/exchange   1 MiB {figures[1]:9.1f} us/exchange"
+        )
     if "h2" in results:
         native, h2 = results["native"], results["h2"]
-        print(f" ratio: unary {h2[0] / native[0]:8.1f}x faster   1 MiB {h2[1] / native[1]:9.1f}x faster")
+        print(
+            f" ratio: unary {h2[0] / native[0]:8.1f}x faster   1 MiB {h2[1] / native[1]:9.1f}x faster"
+        )
 
 
 if __name__ == "__main__":
