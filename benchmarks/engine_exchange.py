@@ -181,7 +181,8 @@ def main() -> None:
     if "h2" in results:
         native, h2 = results["native"], results["h2"]
         print(
-            f" ratio: unary {h2[0] / native[0]:8.1f}x faster   1 MiB {h2[1] / native[1]:9.1f}x faster"
+            f" ratio: unary {h2[0] / native[0]:8.1f}x faster"
+            f"   1 MiB {h2[1] / native[1]:9.1f}x faster"
         )
 
 
