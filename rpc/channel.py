@@ -452,8 +452,8 @@ class Call(Generic[Req, Resp]):
         )
         # Encoded now, so that invalid metadata raises before anything is sent.
         self._metadata_headers = encode_metadata(self._metadata)
-        self._conn: core.Connection | None = None
-        self._stream_id = 0
+        self._stream: core.Stream | None = None
+        """The call's HTTP/2 stream (a new one after a transparent retry)."""
         self._wait_for_ready = channel.wait_for_ready if wait_for_ready is None else wait_for_ready
         # Transparent retry: what was sent on the stream, while it could be replayed.
         self._replay: list[bytes] | None = []
@@ -590,7 +590,7 @@ class Call(Generic[Req, Resp]):
 
     async def _start(self) -> None:
         """Open the stream, once; concurrent callers wait for the first one."""
-        if self._conn is not None:
+        if self._stream is not None:
             return
         if self._error is not None:
             raise self._error
@@ -619,9 +619,9 @@ class Call(Generic[Req, Resp]):
             await self._send(request, end_stream=True)
 
     async def _open_stream(self) -> None:
-        self._conn, self._stream_id = await self._new_stream()
+        self._stream = await self._new_stream()
 
-    async def _new_stream(self) -> tuple[core.Connection, int]:
+    async def _new_stream(self) -> core.Stream:
         """Open a stream for the call on a READY connection (connecting if need be).
 
         If the connection turns out to be closing (GOAWAY) before our HEADERS
@@ -636,7 +636,7 @@ class Call(Generic[Req, Resp]):
                 if not conn.available_streams:
                     await self._wait(conn.wait_stream_slot())
                 # Built only now, so that grpc-timeout tells what is really left.
-                stream_id = await conn.start_request(self._headers())
+                stream = await conn.open_stream(self._headers())
             except core.ConnectionClosedError as exc:
                 channel._usable_connection()  # let the closing connection go
                 if exc.unprocessed and attempt < _UNSENT_ATTEMPTS and self._error is None:
@@ -644,9 +644,9 @@ class Call(Generic[Req, Resp]):
                 self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
                 raise self._error from None  # type: ignore[misc]
             if self._error is not None:  # cancelled or timed out meanwhile
-                conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+                stream.reset(ErrorCodes.CANCEL)
                 raise self._error
-            return conn, stream_id
+            return stream
         raise AssertionError("unreachable")
 
     async def _wait(self, awaitable: Awaitable[T]) -> T:
@@ -718,10 +718,10 @@ class Call(Generic[Req, Resp]):
             elif data:
                 replay.append(data)
             self._replay_end = self._replay_end or end_stream
-        conn, stream_id = self._conn, self._stream_id
-        assert conn is not None
+        stream = self._stream
+        assert stream is not None
         try:
-            await conn.send_data(stream_id, data, end_stream=end_stream)
+            await stream.send_data(data, end_stream=end_stream)
         except core.H2Error as exc:
             if (
                 isinstance(exc, core.StreamResetError)
@@ -733,7 +733,7 @@ class Call(Generic[Req, Resp]):
                 self._peer_stopped_reading = True
                 return
             # Either this data was replayed on a new stream, or this raises.
-            await self._recover(exc, stream_id)
+            await self._recover(exc, stream)
 
     def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
         self._sender = asyncio.ensure_future(self._send_all(requests))
@@ -779,14 +779,14 @@ class Call(Generic[Req, Resp]):
             return exc.unprocessed
         return False
 
-    async def _recover(self, exc: core.H2Error, stream_id: int) -> None:
-        """Stream ``stream_id`` of the call failed with ``exc``.
+    async def _recover(self, exc: core.H2Error, stream: core.Stream) -> None:
+        """``stream`` of the call failed with ``exc``.
 
         Returns if the call goes on on a new stream (what had been sent is
         replayed there, so the caller only has to redo a receive); raises the
         call's status otherwise.
         """
-        if self._retrying is not None or stream_id != self._stream_id:
+        if self._retrying is not None or stream is not self._stream:
             await self._await_retry()  # another operation of this call retried it
             return
         if not self._retryable(exc):
@@ -794,12 +794,11 @@ class Call(Generic[Req, Resp]):
         self._retried = True
         self._retrying = retrying = self._loop.create_future()
         try:
-            conn, new_id = await self._new_stream()
-            self._conn, self._stream_id = conn, new_id
+            self._stream = new_stream = await self._new_stream()
             data = b"".join(self._replay or ())
             if data or self._replay_end:
                 try:
-                    await conn.send_data(new_id, data, end_stream=self._replay_end)
+                    await new_stream.send_data(data, end_stream=self._replay_end)
                 except core.H2Error as send_error:
                     self._fail(send_error)
         except BaseException as error:
@@ -822,13 +821,13 @@ class Call(Generic[Req, Resp]):
 
     async def _receive_headers(self) -> None:
         while True:
-            conn, stream_id = self._conn, self._stream_id
-            assert conn is not None
+            stream = self._stream
+            assert stream is not None
             try:
-                headers = await conn.recv_response(stream_id)
+                headers = await stream.recv_headers()
                 break
             except core.H2Error as exc:
-                await self._recover(exc, stream_id)  # raises unless moved to a new stream
+                await self._recover(exc, stream)  # raises unless moved to a new stream
         # The server has the call now: it is never replayed.
         self._headers_received = True
         self._replay = None
@@ -836,8 +835,7 @@ class Call(Generic[Req, Resp]):
         for name, value in headers:
             fields.setdefault(name, value)
         self._reader = MessageReader(
-            conn,
-            self._stream_id,
+            stream,
             encoding=None,
             max_length=self._channel.max_receive_message_length,
         )
@@ -846,7 +844,7 @@ class Call(Generic[Req, Resp]):
             # the (empty) trailers lets the connection forget the stream.
             self._initial_metadata = Metadata()
             with contextlib.suppress(core.H2Error):
-                await conn.recv_trailers(self._stream_id)
+                await stream.recv_trailers()
             self._complete(headers, fields)
             return
         try:
@@ -871,8 +869,7 @@ class Call(Generic[Req, Resp]):
                     )
                 )
             self._reader = MessageReader(
-                conn,
-                self._stream_id,
+                stream,
                 encoding=encoding,
                 max_length=self._channel.max_receive_message_length,
             )
@@ -889,9 +886,9 @@ class Call(Generic[Req, Resp]):
 
     async def _finish(self) -> None:
         """End of the response stream: the status is in the trailers."""
-        assert self._conn is not None
+        assert self._stream is not None
         try:
-            trailers = await self._conn.recv_trailers(self._stream_id)
+            trailers = await self._stream.recv_trailers()
         except core.H2Error as exc:
             self._fail(exc)
         fields: dict[str, str] = {}
@@ -966,8 +963,8 @@ class Call(Generic[Req, Resp]):
         if self._done.is_set() and self._error is None:
             return
         self._set_error(error)
-        if self._conn is not None:
-            self._conn.reset_stream(self._stream_id, ErrorCodes.CANCEL)
+        if self._stream is not None:
+            self._stream.reset(ErrorCodes.CANCEL)
 
     def _abort(self, error: RpcError) -> NoReturn:
         self._end_locally(error)

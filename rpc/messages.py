@@ -7,7 +7,7 @@ out. Errors come out as RpcError with the status the spec prescribes.
 
 from __future__ import annotations
 
-from .core import Connection
+from .core import Stream
 from .protocol import compression
 from .protocol.framing import FramingError, MessageDecoder, MessageTooLarge, encode_frame
 from .protocol.status import RpcError, StatusCode
@@ -19,25 +19,22 @@ class MessageReader:
     """Yields the messages of one stream, already decompressed and size-checked."""
 
     __slots__ = (
-        "_conn",
         "_decoder",
         "_encoding",
         "_ended",
         "_max_length",
-        "_stream_id",
+        "_stream",
         "last_compressed",
     )
 
     def __init__(
         self,
-        conn: Connection,
-        stream_id: int,
+        stream: Stream,
         *,
         encoding: str | None,
         max_length: int | None,
     ) -> None:
-        self._conn = conn
-        self._stream_id = stream_id
+        self._stream = stream
         self._encoding = encoding
         self._max_length = max_length
         self._decoder = MessageDecoder(max_length)
@@ -63,7 +60,7 @@ class MessageReader:
                 return self._decode(*message)
             if self._ended:
                 return None
-            chunk = await self._conn.read_stream(self._stream_id)
+            chunk = await self._stream.read()
             if not chunk:
                 self._ended = True
                 if decoder.has_partial:

@@ -55,7 +55,7 @@ class ServerContext:
         self,
         server: Server,
         conn: core.Connection,
-        stream_id: int,
+        stream: core.Stream,
         method: Method[Any, Any],
         handler: Handler,
         metadata: Metadata,
@@ -65,15 +65,14 @@ class ServerContext:
     ) -> None:
         self._server = server
         self._conn = conn
-        self._stream_id = stream_id
+        self._stream = stream
         self._method = method
         self._handler = handler
         self._metadata = metadata
         self._deadline = deadline
         self._accepted = accepted_encodings
         self._reader = MessageReader(
-            conn,
-            stream_id,
+            stream,
             encoding=request_encoding,
             max_length=server.max_receive_message_length,
         )
@@ -176,7 +175,7 @@ class ServerContext:
             max_length=self._server.max_send_message_length,
             compress=compress,
         )
-        await self._conn.send_data(self._stream_id, data)
+        await self._stream.send_data(data)
 
     # --- request ---------------------------------------------------------------
 
@@ -205,7 +204,7 @@ class ServerContext:
             headers.append((b"grpc-encoding", encoding.encode()))
         headers += encode_metadata(metadata)
         self._headers_sent = True
-        await self._conn.start_response(self._stream_id, headers)
+        self._stream.send_headers(headers)
 
     async def _read_single(self) -> Any:
         request = await self.read()
@@ -242,11 +241,11 @@ class ServerContext:
             extra = []
         headers += extra
         if self._headers_sent:
-            await self._conn.send_trailers(self._stream_id, headers)
+            await self._stream.send_trailers(headers)
         else:
             self._headers_sent = True
-            await self._conn.start_response(
-                self._stream_id, [(b":status", b"200"), _CONTENT_TYPE, *headers], end_stream=True
+            self._stream.send_headers(
+                [(b":status", b"200"), _CONTENT_TYPE, *headers], end_stream=True
             )
         # If the client is still sending, the core now resets the stream with
         # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
@@ -446,8 +445,8 @@ class Server:
         self._connections.add(conn)
         try:
             while True:
-                stream_id, headers = await conn.recv_request()
-                task = asyncio.create_task(self._serve_call(conn, stream_id, headers))
+                stream = await conn.accept_stream()
+                task = asyncio.create_task(self._serve_call(conn, stream))
                 self._calls.add(task)
                 task.add_done_callback(self._calls.discard)
         except core.ConnectionClosedError:
@@ -455,44 +454,40 @@ class Server:
         finally:
             self._connections.discard(conn)
 
-    async def _serve_call(
-        self, conn: core.Connection, stream_id: int, headers: list[tuple[str, str]]
-    ) -> None:
+    async def _serve_call(self, conn: core.Connection, stream: core.Stream) -> None:
         try:
-            context = await self._accept_call(conn, stream_id, headers)
+            context = await self._accept_call(conn, stream)
             if context is not None:
                 await self._run(context)
         except (core.StreamError, core.ConnectionClosedError):
             pass  # the client went away; nothing left to tell it
 
     async def _accept_call(
-        self, conn: core.Connection, stream_id: int, headers: list[tuple[str, str]]
+        self, conn: core.Connection, stream: core.Stream
     ) -> ServerContext | None:
         """Check the request headers; answer the errors the spec prescribes."""
+        headers = stream.headers or []
         request: dict[str, str] = {}
         for name, value in headers:
             request.setdefault(name, value)
         if request.get(":method") != "POST":
-            await _http_error(conn, stream_id, 405)
+            _http_error(stream, 405)
             return None
         if not request.get("content-type", "").startswith("application/grpc"):
-            await _http_error(conn, stream_id, 415)
+            _http_error(stream, 415)
             return None
         path = request.get(":path", "")
         entry = self._methods.get(path)
         if entry is None:
-            await _trailers_only(
-                conn, stream_id, StatusCode.UNIMPLEMENTED, f"Method not found: {path}"
-            )
+            _trailers_only(stream, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
             return None
         method, handler = entry
         encoding = request.get("grpc-encoding")
         if encoding == compression.IDENTITY:
             encoding = None
         if encoding is not None and not compression.is_supported(encoding):
-            await _trailers_only(
-                conn,
-                stream_id,
+            _trailers_only(
+                stream,
                 StatusCode.UNIMPLEMENTED,
                 f"grpc-encoding {encoding!r} is not supported (accepted: "
                 f"{compression.ACCEPT_ENCODING})",
@@ -505,17 +500,17 @@ class Server:
                     request["grpc-timeout"]
                 )
             except ValueError as exc:
-                await _trailers_only(conn, stream_id, StatusCode.INTERNAL, str(exc))
+                _trailers_only(stream, StatusCode.INTERNAL, str(exc))
                 return None
         try:
             metadata = decode_metadata(headers)
         except ValueError as exc:
-            await _trailers_only(conn, stream_id, StatusCode.INTERNAL, str(exc))
+            _trailers_only(stream, StatusCode.INTERNAL, str(exc))
             return None
         context = ServerContext(
             self,
             conn,
-            stream_id,
+            stream,
             method,
             handler,
             metadata,
@@ -527,7 +522,7 @@ class Server:
         return context
 
     async def _run(self, context: ServerContext) -> None:
-        conn, stream_id = context._conn, context._stream_id
+        stream = context._stream
         loop = asyncio.get_running_loop()
         timer = None
         if context._deadline is not None:
@@ -537,7 +532,7 @@ class Server:
         trailing: Metadata | None = None
         status_details = None
         try:
-            conn.on_stream_error(stream_id, context._on_stream_error)
+            stream.set_error_callback(context._on_stream_error)
             await self._invoke(context)
             code, details = context._code, context._details
             trailing = context._trailing_metadata
@@ -551,7 +546,7 @@ class Server:
         except asyncio.CancelledError:
             if not context._deadline_exceeded:
                 if not context._cancelled:
-                    conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+                    stream.reset(ErrorCodes.CANCEL)
                     raise  # cancelled from outside (server stopping)
                 return  # the client cancelled: the stream is gone
             _uncancel()
@@ -564,7 +559,7 @@ class Server:
         finally:
             if timer is not None:
                 timer.cancel()
-            conn.on_stream_error(stream_id, None)
+            stream.set_error_callback(None)
         await context._finish(code, details, trailing, status_details)
 
     async def _invoke(self, context: ServerContext) -> None:
@@ -599,13 +594,11 @@ def _check_compression(name: str | None) -> str | None:
     return compression.check_supported(name)
 
 
-async def _http_error(conn: core.Connection, stream_id: int, status: int) -> None:
-    await conn.start_response(stream_id, [(b":status", str(status).encode())], end_stream=True)
+def _http_error(stream: core.Stream, status: int) -> None:
+    stream.send_headers([(b":status", str(status).encode())], end_stream=True)
 
 
-async def _trailers_only(
-    conn: core.Connection, stream_id: int, code: StatusCode, details: str
-) -> None:
+def _trailers_only(stream: core.Stream, code: StatusCode, details: str) -> None:
     headers = [
         (b":status", b"200"),
         _CONTENT_TYPE,
@@ -613,4 +606,4 @@ async def _trailers_only(
         (b"grpc-status", b"%d" % code),
         (b"grpc-message", encode_message(details).encode("ascii")),
     ]
-    await conn.start_response(stream_id, headers, end_stream=True)
+    stream.send_headers(headers, end_stream=True)
