@@ -17,11 +17,14 @@ STREAMS_BEFORE_PEER_SETTINGS = 100
 class Admission:
     """Queues of who waits for a new stream, and the wake-ups between them."""
 
-    __slots__ = ("_loop", "_request_waiters", "_slot_waiters", "requests")
+    __slots__ = ("_loop", "_request_waiters", "_slot_waiters", "handler", "requests")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.requests: deque[Stream] = deque()
+        self.handler: Callable[[Stream], None] | None = None
+        """When set, requests go to it (see :meth:`dispatch`) instead of waiting
+        in :attr:`requests` for ``accept_stream``."""
         self._request_waiters: list[asyncio.Future[None]] = []
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
 
@@ -35,6 +38,22 @@ class Admission:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def dispatch(self) -> None:
+        """Hand the requests received so far to the handler, if there is one.
+
+        Called once the engine has processed a whole read, not per HEADERS
+        frame: a request's body, usually in the same read, is buffered by
+        then, so a handler started at once finds it without waiting.
+        """
+        handler = self.handler
+        if handler is None:
+            return
+        requests = self.requests
+        while requests:
+            stream = requests.popleft()
+            stream.headers_taken = True
+            handler(stream)
 
     async def wait_request(self) -> None:
         """Wait until a request arrives or :meth:`wake_all` is called."""

@@ -229,6 +229,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
                 self._engine.send_goaway(ErrorCodes.INTERNAL_ERROR)
             self._closing.close_transport(ConnectionClosedError(f"internal error: {exc!r}"))
             return False
+        self._admission.dispatch()
         if self._sender.has_work:
             self._sender.pump()
         else:
@@ -314,6 +315,19 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     # ------------------------------------------------------------------
     # Public API: server side
     # ------------------------------------------------------------------
+
+    def set_request_handler(self, handler: Callable[[Stream], None] | None) -> None:
+        """Have every new request passed to ``handler(stream)`` instead of queued.
+
+        The handler is called synchronously, after the engine has processed
+        the read that brought the request (its body is buffered when it came
+        in the same read), and must not block: it typically starts a task.
+        Server side; requests already queued for :meth:`accept_stream` go to
+        the handler at once. ``None`` goes back to queueing.
+        """
+        self._require_side(client=False, what="set_request_handler")
+        self._admission.handler = handler
+        self._admission.dispatch()
 
     async def accept_stream(self) -> Stream:
         """Wait for the next request; its headers are in ``stream.headers``."""
