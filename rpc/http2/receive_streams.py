@@ -1,0 +1,297 @@
+"""Receiving the frames that carry messages: DATA, HEADERS and CONTINUATION.
+
+Header blocks are reassembled here with their bounds checked *before* a
+fragment is buffered, decoded (always, even for a stream about to be
+refused, so that the HPACK table stays in step with the peer's encoder),
+then validated and classified: request, 1xx, final response or trailers.
+
+Choices the RFC leaves open, made once here:
+
+* A header block over ``settings.max_header_block_size`` encoded bytes, or
+  with more than ``limits.max_continuation_frames`` CONTINUATION frames, is
+  a connection error ENHANCE_YOUR_CALM: the block cannot be skipped without
+  desynchronising HPACK, and no real client comes near the bounds.
+* A decoded header list over our SETTINGS_MAX_HEADER_LIST_SIZE is a
+  connection error COMPRESSION_ERROR: hpack stops decoding mid-block, so the
+  table is no longer in step with the peer.
+* HEADERS or DATA on a stream that ended normally or was reset by the peer,
+  and still remembered, is a stream error STREAM_CLOSED; on a stream we
+  reset, it is ignored (the peer may not have seen our RST_STREAM yet); on a
+  stream too old to be remembered, a connection error (STREAM_CLOSED for
+  DATA, PROTOCOL_ERROR for HEADERS, which may be a reused lower id).
+"""
+
+from __future__ import annotations
+
+from hpack.exceptions import HPACKError, OversizedHeaderListError
+
+from . import frames
+from .engine_core import ENDED, RESET_BY_US, EngineCore
+from .errors import ErrorCodes
+from .headers import WireHeaders, malformed
+from .streams import (
+    CLOSED,
+    HALF_CLOSED_REMOTE,
+    OPEN,
+    RECV_END_STREAM,
+    REMOTE_OPEN,
+    TRANSITIONS,
+    Stream,
+)
+
+_E = ErrorCodes
+_PADDED = frames.FLAG_PADDED
+_END_STREAM = frames.FLAG_END_STREAM
+_END_HEADERS = frames.FLAG_END_HEADERS
+_PRIORITY = frames.FLAG_PRIORITY
+
+MEMORYVIEW_THRESHOLD = 4096
+"""DATA payloads at least this large are handed over as memoryview slices of
+the received bytes; smaller ones are copied, which is cheaper than a view."""
+
+SELF_DEPENDENT = 0
+"""Marks a HEADERS priority that names its own stream (weights are 1-256)."""
+
+
+def content_length(headers: WireHeaders) -> int | None:
+    """The content-length header's value; ValueError if it is not one number."""
+    length: int | None = None
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise ValueError("invalid content-length")
+            length = int(value)
+    return length
+
+
+class StreamFrameReceiver(EngineCore):
+    """Handlers for DATA, HEADERS and CONTINUATION (RFC 9113 6.1, 6.2, 6.10, 8)."""
+
+    def _recv_data(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
+        if not sid:
+            self._connection_error(_E.PROTOCOL_ERROR, "DATA on stream 0")
+        end = start + length
+        overhead = 0
+        if flags & _PADDED:
+            if not length:
+                self._connection_error(_E.FRAME_SIZE_ERROR, "padded DATA without pad length")
+            overhead = buf[start] + 1
+            if overhead > length:
+                self._connection_error(_E.PROTOCOL_ERROR, "DATA padding exceeds its payload")
+            start += 1
+            end -= overhead - 1
+        if not self._recv_window.consume(length):
+            self._connection_error(_E.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        stream = self._streams.get(sid)
+        if stream is None or stream.state not in REMOTE_OPEN or not stream.remote_final_received:
+            self._refuse_data(sid, stream, length)
+            return
+        if not stream.recv_window.consume(length):
+            self._return_credit(None, length)
+            self._stream_error(sid, _E.FLOW_CONTROL_ERROR)
+            return
+        size = length - overhead
+        end_stream = flags & _END_STREAM
+        expected = stream.expected_length
+        if expected is not None:
+            received = stream.received_length + size
+            stream.received_length = received
+            if received > expected or (end_stream and received != expected):
+                self._return_credit(None, length)
+                self._stream_error(sid, _E.PROTOCOL_ERROR)
+                return
+        if overhead:
+            self._return_credit(stream, overhead)
+        if end_stream:
+            self._end_remote(stream)
+        elif not size:
+            self._charge_control()
+        payload = memoryview(buf)[start:end] if size >= MEMORYVIEW_THRESHOLD else buf[start:end]
+        self._handler.on_data(sid, payload, bool(end_stream))
+
+    def _refuse_data(self, sid: int, stream: Stream | None, length: int) -> None:
+        """DATA the stream cannot take; its connection credit goes back at once."""
+        self._return_credit(None, length)
+        if stream is not None:
+            closed = stream.state not in REMOTE_OPEN
+            self._stream_error(sid, _E.STREAM_CLOSED if closed else _E.PROTOCOL_ERROR)
+            return
+        if self._is_idle(sid):
+            self._connection_error(_E.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
+        how = self._closed.get(sid)
+        if how == RESET_BY_US:
+            return
+        if how is None:
+            self._connection_error(_E.STREAM_CLOSED, f"DATA on closed stream {sid}")
+        self._stream_error(sid, _E.STREAM_CLOSED)
+
+    def _recv_headers(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
+        if not sid:
+            self._connection_error(_E.PROTOCOL_ERROR, "HEADERS on stream 0")
+        end = start + length
+        padding = 0
+        if flags & _PADDED:
+            if not length:
+                self._connection_error(_E.FRAME_SIZE_ERROR, "padded HEADERS without pad length")
+            padding = buf[start]
+            start += 1
+        priority: int | None = None
+        if flags & _PRIORITY:
+            if end - start < 5:
+                self._connection_error(_E.FRAME_SIZE_ERROR, "HEADERS too short for priority")
+            depends_on, _exclusive, weight = frames.parse_priority(buf, start)
+            priority = SELF_DEPENDENT if depends_on == sid else weight
+            start += 5
+        if padding > end - start:
+            self._connection_error(_E.PROTOCOL_ERROR, "HEADERS padding exceeds its payload")
+        fragment = buf[start : end - padding]
+        if len(fragment) > self._max_header_block:
+            self._calm_down("header block bytes")
+        if flags & _END_HEADERS:
+            self._header_block(sid, flags, fragment, priority)
+            return
+        self._block_stream = sid
+        self._block_flags = flags
+        self._block_priority = priority
+        self._block_parts = [fragment]
+        self._block_size = len(fragment)
+        self._block_frames = 0
+
+    def _recv_continuation(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
+        if not sid or sid != self._block_stream:
+            self._connection_error(_E.PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+        self._block_frames += 1
+        if self._block_frames > self._limits.max_continuation_frames:
+            self._calm_down("CONTINUATION frames")
+        self._block_size += length
+        if self._block_size > self._max_header_block:
+            self._calm_down("header block bytes")
+        end_headers = flags & _END_HEADERS
+        if not length and not end_headers:
+            self._charge_control()
+        self._block_parts.append(buf[start : start + length])
+        if end_headers:
+            block = b"".join(self._block_parts)
+            self._block_parts = []
+            self._block_stream = 0
+            self._header_block(sid, self._block_flags, block, self._block_priority)
+
+    def _header_block(self, sid: int, flags: int, block: bytes, priority: int | None) -> None:
+        """A complete header block: decode it, then act on what it is."""
+        try:
+            headers: WireHeaders = self._decoder.decode(block, raw=True)  # type: ignore[assignment]
+        except OversizedHeaderListError:
+            self._connection_error(_E.COMPRESSION_ERROR, "header list over our maximum")
+        except (HPACKError, IndexError, ValueError) as exc:
+            self._connection_error(_E.COMPRESSION_ERROR, f"HPACK: {exc}")
+        end_stream = bool(flags & _END_STREAM)
+        stream = self._streams.get(sid)
+        if stream is None:
+            self._headers_without_stream(sid, headers, end_stream, priority)
+            return
+        if stream.state not in REMOTE_OPEN:
+            self._stream_error(sid, _E.STREAM_CLOSED)
+            return
+        if priority == SELF_DEPENDENT:
+            self._stream_error(sid, _E.PROTOCOL_ERROR)
+            return
+        if stream.remote_final_received:
+            self._trailers(stream, headers, end_stream)
+        else:
+            self._response(stream, headers, end_stream)
+        if priority and sid in self._streams:
+            self._handler.on_priority(sid, priority)
+
+    def _headers_without_stream(
+        self, sid: int, headers: WireHeaders, end_stream: bool, priority: int | None
+    ) -> None:
+        if self._is_idle(sid):
+            if (sid & 1) == (0 if self.client_side else 1):
+                self._highest_peer_id = sid
+                self._request(sid, headers, end_stream, priority)
+                return
+            self._connection_error(_E.PROTOCOL_ERROR, f"HEADERS opening stream {sid}")
+        how = self._closed.get(sid)
+        if how == RESET_BY_US:
+            return
+        if how is None:
+            self._connection_error(_E.PROTOCOL_ERROR, f"HEADERS on old stream {sid}")
+        self._stream_error(sid, _E.STREAM_CLOSED)
+
+    def _request(
+        self, sid: int, headers: WireHeaders, end_stream: bool, priority: int | None
+    ) -> None:
+        """The peer opens a stream (server side; a client never accepts one)."""
+        if self.client_side:
+            self._connection_error(_E.PROTOCOL_ERROR, "server opened a stream without a push")
+        goaway = self._goaway_sent_last
+        if goaway is not None and sid > goaway:
+            self._charge_control()
+            self._queue(frames.rst_stream_frame(sid, _E.REFUSED_STREAM))
+            self._remember(sid, RESET_BY_US)
+            return
+        if self._peer_streams >= self._max_peer_streams:
+            self._stream_error(sid, _E.REFUSED_STREAM)
+            return
+        if priority == SELF_DEPENDENT or malformed(headers, "request", inbound=True):
+            self._stream_error(sid, _E.PROTOCOL_ERROR)
+            return
+        try:
+            expected = content_length(headers)
+        except ValueError:
+            expected = -1
+        if expected == -1 or (end_stream and expected):
+            self._stream_error(sid, _E.PROTOCOL_ERROR)
+            return
+        stream = self._new_stream(sid, HALF_CLOSED_REMOTE if end_stream else OPEN, remote=True)
+        stream.expected_length = expected
+        self._handler.on_request(sid, headers, end_stream)
+        if priority and sid in self._streams:
+            self._handler.on_priority(sid, priority)
+
+    def _response(self, stream: Stream, headers: WireHeaders, end_stream: bool) -> None:
+        """Client side: a 1xx or the final response of one of our streams."""
+        sid = stream.id
+        if malformed(headers, "response", inbound=True):
+            self._stream_error(sid, _E.PROTOCOL_ERROR)
+            return
+        status = headers[0][1]
+        if status[0] == 0x31:  # '1': informational; 101 does not exist in HTTP/2 (8.6)
+            if end_stream or status == b"101":
+                self._stream_error(sid, _E.PROTOCOL_ERROR)
+                return
+            self._handler.on_informational(sid, headers)
+            return
+        try:
+            expected = content_length(headers)
+        except ValueError:
+            expected = -1
+        if stream.length_exempt or status == b"304":
+            expected = None
+        if expected == -1 or (end_stream and expected):
+            self._stream_error(sid, _E.PROTOCOL_ERROR)
+            return
+        stream.expected_length = expected
+        stream.remote_final_received = True
+        if end_stream:
+            self._end_remote(stream)
+        self._handler.on_response(sid, headers, end_stream)
+
+    def _trailers(self, stream: Stream, headers: WireHeaders, end_stream: bool) -> None:
+        """Headers after the request or final response: trailers, which must end the stream."""
+        expected = stream.expected_length
+        if (
+            not end_stream
+            or malformed(headers, "trailers", inbound=True)
+            or (expected is not None and stream.received_length != expected)
+        ):
+            self._stream_error(stream.id, _E.PROTOCOL_ERROR)
+            return
+        self._end_remote(stream)
+        self._handler.on_trailers(stream.id, headers)
+
+    def _end_remote(self, stream: Stream) -> None:
+        state = TRANSITIONS[stream.state, RECV_END_STREAM]
+        stream.state = state
+        if state == CLOSED:
+            self._forget(stream, ENDED)
