@@ -25,6 +25,10 @@ from .conftest import Peer, open_client, open_server, xfail_engine
 E = ErrorCodes
 MAX_WINDOW = 2**31 - 1
 MakePeer = Callable[..., Peer]
+H2_ESCALATES = "h2 makes this stream error a connection error (RFC 9113 5.4.1 allows it)"
+H2_HPACK_CODE = "h2 reports HPACK decoding errors as PROTOCOL_ERROR, not COMPRESSION_ERROR"
+INITIAL_VALUES = {0x1: 4096, 0x2: 0, 0x8: 0}
+"""Settings whose value in a SETTINGS frame changes nothing (0x2 only from a server)."""
 
 
 def open_stream(s: Peer, *, end_stream: bool = False, headers: fr.Headers | None = None) -> int:
@@ -46,6 +50,19 @@ def client_stream(c: Peer, *, end_stream: bool = True) -> int:
     return stream_id
 
 
+def expect_malformed_last_message(p: Peer, stream_id: int) -> None:
+    """Malformed trailers: a stream error PROTOCOL_ERROR the handler hears of.
+
+    When the peer's END_STREAM also closed our side, the stream is closed and
+    the RST_STREAM optional (h2 does not send it, native does); if sent, it
+    carries PROTOCOL_ERROR.
+    """
+    assert p.error is None, p.describe()
+    assert ("reset", stream_id, E.PROTOCOL_ERROR, False) in p.handler.calls, p.describe()
+    assert all(code == E.PROTOCOL_ERROR for sid, code in p.resets() if sid == stream_id)
+    p.expect_alive()
+
+
 def not_delivered(s: Peer, stream_id: int) -> None:
     """The stream never reached the handler (malformed or refused request)."""
     assert all(c[1] != stream_id for c in s.handler.calls if c[0] in ("request", "reset")), (
@@ -63,7 +80,14 @@ def test_3_4_server_sends_settings_and_connection_window_first(engine_name: str)
     assert not b"".join(bytes(b) for b in s.engine.data_to_send())
     out = s.initiate()
     assert out[0].type == fr.SETTINGS and out[0].flags == 0 and out[0].stream_id == 0
-    assert dict(fr.decode_settings(out[0].payload)) == settings.advertised(client_side=False)
+    sent = dict(fr.decode_settings(out[0].payload))
+    advertised = settings.advertised(client_side=False)
+    assert {code: sent.get(code) for code in advertised} == advertised
+    # h2 also repeats settings at their initial values (HEADER_TABLE_SIZE 4096,
+    # ENABLE_PUSH 0, ENABLE_CONNECT_PROTOCOL 0): harmless, so allowed.
+    assert all(
+        INITIAL_VALUES.get(code) == value for code, value in sent.items() if code not in advertised
+    )
     updates = [fr.decode_window_update(f.payload) for f in out if f.type == fr.WINDOW_UPDATE]
     assert updates == [settings.connection_window_size - 65_535]
     assert not s.engine.handshake_complete
@@ -103,9 +127,12 @@ def test_3_4_http1_request_is_protocol_error(engine_name: str) -> None:
     s = Peer(engine_name)
     s.initiate()
     s.send(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-    s.expect_connection_error(E.PROTOCOL_ERROR)
+    # Not HTTP/2 at all: the connection ends; a GOAWAY is allowed, not required.
+    assert s.error is not None and s.error.error_code == E.PROTOCOL_ERROR, s.describe()
+    assert all(code == E.PROTOCOL_ERROR for _, code, _ in s.goaways())
 
 
+@xfail_engine(h2="h2 does not check that the client's first frame is SETTINGS")
 def test_3_4_preface_not_followed_by_settings_is_protocol_error(engine_name: str) -> None:
     s = Peer(engine_name)
     s.initiate()
@@ -114,6 +141,7 @@ def test_3_4_preface_not_followed_by_settings_is_protocol_error(engine_name: str
     assert not s.handler.of("ping")
 
 
+@xfail_engine(h2="h2 does not check that the server's first frame is SETTINGS")
 def test_3_4_server_preface_not_settings_is_protocol_error(engine_name: str) -> None:
     c = Peer(engine_name, client_side=True)
     c.initiate()
@@ -126,7 +154,12 @@ def test_3_4_client_sends_preface_settings_and_window(engine_name: str) -> None:
     c = Peer(engine_name, client_side=True, settings=settings)
     out = c.initiate()  # Peer.output checks and strips the client magic
     assert out[0].type == fr.SETTINGS and not out[0].flags & fr.ACK
-    assert dict(fr.decode_settings(out[0].payload)) == settings.advertised(client_side=True)
+    sent = dict(fr.decode_settings(out[0].payload))
+    advertised = settings.advertised(client_side=True)
+    assert {code: sent.get(code) for code in advertised} == advertised
+    assert all(
+        INITIAL_VALUES.get(code) == value for code, value in sent.items() if code not in advertised
+    )
     c.send(fr.settings(), fr.settings_ack())
     assert c.engine.handshake_complete and c.error is None
 
@@ -229,6 +262,7 @@ def test_4_2_settings_over_max_frame_size_is_connection_frame_size_error(
     s.expect_connection_error(E.FRAME_SIZE_ERROR)
 
 
+@xfail_engine(h2="h2 buffers the whole frame before it checks the length")
 def test_4_2_oversized_length_is_refused_before_the_payload_arrives(server: Peer) -> None:
     """The length field alone decides: the engine need not wait for 16 MiB."""
     server.send(fr.frame(fr.HEADERS, fr.END_HEADERS, 1, b"", length=(1 << 24) - 1))
@@ -238,6 +272,7 @@ def test_4_2_oversized_length_is_refused_before_the_payload_arrives(server: Peer
 # --- 4.3 header compression and decompression ----------------------------------------------
 
 
+@xfail_engine(h2=H2_HPACK_CODE)
 def test_4_3_invalid_header_block_is_compression_error(server: Peer) -> None:
     # A literal whose name length runs past the end of the block.
     server.send(fr.headers(1, fr.hpack_raw_request(b"\x00\x7f\x10ab"), end_stream=True))
@@ -268,13 +303,13 @@ def test_4_3_blocks_of_rejected_streams_are_still_decoded(make_server: MakePeer)
     """The HPACK context stays in step: fields indexed by a malformed request
     (rejected) and by a refused one are referenced by the next request."""
     s = make_server(ConnectionSettings(max_concurrent_streams=1))
-    first = open_stream(s)  # occupies the only slot
     # Malformed (uppercase name): indexes x-one; a stream error.
-    s.send(s.request(3, fr.request(extra=[(b"x-one", b"1"), (b"X-Bad", b"v")])))
-    assert (3, E.PROTOCOL_ERROR) in s.resets()
+    s.send(s.request(1, fr.request(extra=[(b"x-one", b"1"), (b"X-Bad", b"v")])))
+    assert (1, E.PROTOCOL_ERROR) in s.resets(), s.describe()
+    first = open_stream(s)  # 3 occupies the only slot
     # Refused (over the limit): indexes x-two.
     s.send(s.request(5, fr.request(extra=[(b"x-two", b"2")])))
-    assert (5, E.REFUSED_STREAM) in s.resets()
+    assert (5, E.REFUSED_STREAM) in s.resets(), s.describe()
     s.engine.send_reset(first, E.CANCEL)
     # Both encoded as dynamic-table indexes now.
     block = s.block(fr.request(extra=[(b"x-one", b"1"), (b"x-two", b"2")]))
@@ -284,7 +319,7 @@ def test_4_3_blocks_of_rejected_streams_are_still_decoded(make_server: MakePeer)
     requests = {c[1]: c[2] for c in s.handler.of("request")}
     assert s.error is None, s.describe()
     assert (b"x-one", b"1") in requests[7] and (b"x-two", b"2") in requests[7]
-    assert 3 not in requests and 5 not in requests
+    assert 1 not in requests and 5 not in requests
 
 
 # --- 5.1 stream states ---------------------------------------------------------------------
@@ -400,8 +435,8 @@ def test_5_1_data_on_closed_stream_is_stream_closed(server: Peer) -> None:
 def test_5_1_headers_on_closed_stream_is_stream_closed(server: Peer) -> None:
     stream_id = _closed_stream(server)
     server.send(fr.headers(stream_id, server.block(fr.request()), end_stream=True))
+    assert server.handler.streams("request") == [stream_id], server.describe()
     server.expect_stream_or_connection_error(stream_id, E.STREAM_CLOSED)
-    assert server.handler.streams("request") == [stream_id]
 
 
 def test_5_1_priority_on_closed_stream_is_allowed(server: Peer) -> None:
@@ -419,6 +454,7 @@ def test_5_1_data_after_peer_reset_is_stream_closed(server: Peer) -> None:
     assert server.handler.body(stream_id) == b""
 
 
+@xfail_engine(h2="h2 answers frames on a stream it reset with RST_STREAM(STREAM_CLOSED)")
 def test_5_1_frames_in_flight_after_our_reset_are_ignored(server: Peer) -> None:
     stream_id = open_stream(server)
     server.engine.send_reset(stream_id, E.CANCEL)
@@ -494,7 +530,11 @@ def test_5_1_1_skipped_ids_are_closed(server: Peer) -> None:
 def test_5_1_1_server_opening_a_stream_is_protocol_error(client: Peer) -> None:
     # A HEADERS frame from the server on a stream the client never opened.
     client.send(fr.headers(2, client.block(fr.response()), end_stream=True))
-    client.expect_connection_error(E.PROTOCOL_ERROR)
+    # Servers open streams only by PUSH_PROMISE (5.1.1, 8.4); RFC 9113 names no
+    # error type for this case: PROTOCOL_ERROR, on the stream (h2) or the
+    # connection (native).
+    client.expect_stream_or_connection_error(2, E.PROTOCOL_ERROR)
+    assert 2 not in client.handler.streams("response")
 
 
 def test_5_1_1_client_stream_ids_are_odd_and_increasing(client: Peer) -> None:
@@ -742,6 +782,7 @@ def test_6_4_rst_stream_on_stream_0_is_protocol_error(server: Peer) -> None:
     server.expect_connection_error(E.PROTOCOL_ERROR)
 
 
+@xfail_engine(h2="h2 ignores RST_STREAM on an idle stream above one it has seen")
 def test_6_4_rst_stream_on_idle_stream_is_protocol_error(server: Peer) -> None:
     open_stream(server)
     server.send(fr.rst_stream(3, E.CANCEL))
@@ -769,6 +810,7 @@ def test_6_4_rst_stream_is_reported(server: Peer) -> None:
 # --- 6.5 SETTINGS --------------------------------------------------------------------------
 
 
+@xfail_engine(h2="h2 (hyperframe) makes it a PROTOCOL_ERROR")
 def test_6_5_3_settings_ack_with_payload_is_frame_size_error(server: Peer) -> None:
     server.send(fr.settings_ack(b"\x00" * 6))
     server.expect_connection_error(E.FRAME_SIZE_ERROR)
@@ -788,8 +830,8 @@ def test_6_5_settings_length_not_multiple_of_6_is_frame_size_error(
 
 
 def test_6_5_3_settings_are_acknowledged_and_reported(server: Peer) -> None:
-    server.send(fr.settings((fr.MAX_CONCURRENT_STREAMS, 5), (fr.INITIAL_WINDOW_SIZE, 1234)))
-    acks = [f for f in server.frames_of(fr.SETTINGS) if f.flags & fr.ACK]
+    out = server.send(fr.settings((fr.MAX_CONCURRENT_STREAMS, 5), (fr.INITIAL_WINDOW_SIZE, 1234)))
+    acks = [f for f in out if f.type == fr.SETTINGS and f.flags & fr.ACK]
     assert len(acks) == 1 and acks[0].payload == b""
     assert server.handler.of("settings") == [
         ("settings", {fr.MAX_CONCURRENT_STREAMS: 5, fr.INITIAL_WINDOW_SIZE: 1234})
@@ -810,7 +852,6 @@ def test_6_5_2_enable_push_not_0_or_1_is_protocol_error(server: Peer) -> None:
     server.expect_connection_error(E.PROTOCOL_ERROR)
 
 
-@xfail_engine(h2="h2 accepts SETTINGS_ENABLE_PUSH=1 from a server")
 def test_6_5_2_server_enabling_push_is_protocol_error(client: Peer) -> None:
     client.send(fr.settings((fr.ENABLE_PUSH, 1)))
     client.expect_connection_error(E.PROTOCOL_ERROR)
@@ -1192,6 +1233,7 @@ def test_8_1_request_with_body_and_trailers(server: Peer) -> None:
     server.expect_alive()
 
 
+@xfail_engine(h2=H2_ESCALATES)
 def test_8_1_second_headers_without_end_stream_is_stream_protocol_error(server: Peer) -> None:
     stream_id = open_stream(server)
     server.send(fr.headers(stream_id, server.block([(b"x-trailer", b"1")]), end_stream=False))
@@ -1202,7 +1244,7 @@ def test_8_1_second_headers_without_end_stream_is_stream_protocol_error(server: 
 def test_8_1_trailers_with_pseudo_header_is_stream_protocol_error(server: Peer) -> None:
     stream_id = open_stream(server)
     server.send(fr.headers(stream_id, server.block([(b":path", b"/x")]), end_stream=True))
-    server.expect_stream_error(stream_id, E.PROTOCOL_ERROR)
+    expect_malformed_last_message(server, stream_id)
     assert not server.handler.of("trailers")
 
 
@@ -1211,6 +1253,7 @@ def test_8_1_trailers_with_pseudo_header_is_stream_protocol_error(server: Peer) 
     [(b"10", [b"12345"]), (b"3", [b"12", b"34"]), (b"0", [b"x"]), (b"4", [b"ab", b"c"])],
     ids=["short", "long-in-two", "zero", "short-in-two"],
 )
+@xfail_engine(h2=H2_ESCALATES)
 def test_8_1_1_content_length_mismatch_is_stream_protocol_error(
     server: Peer, length: bytes, bodies: list[bytes]
 ) -> None:
@@ -1252,13 +1295,18 @@ def test_8_1_client_exchange(client: Peer) -> None:
     client.expect_alive()
 
 
+@xfail_engine(h2=H2_ESCALATES)
 def test_8_1_informational_response_with_end_stream_is_stream_protocol_error(
     client: Peer,
 ) -> None:
     stream_id = client_stream(client)
     client.send(fr.headers(stream_id, client.block(fr.response(b"103")), end_stream=True))
     client.expect_stream_error(stream_id, E.PROTOCOL_ERROR)
-    assert not client.handler.of("informational") and not client.handler.of("response")
+    assert not [
+        c
+        for c in client.handler.calls
+        if c[0] in ("informational", "response") and c[1] == stream_id
+    ]
     assert ("reset", stream_id, E.PROTOCOL_ERROR, False) in client.handler.calls
 
 
@@ -1338,9 +1386,10 @@ MALFORMED_RESPONSES = {
 @pytest.mark.parametrize("case", list(MALFORMED_RESPONSES))
 def test_8_3_2_malformed_response_is_stream_protocol_error(client: Peer, case: str) -> None:
     stream_id = client_stream(client)
-    client.send(fr.headers(stream_id, client.block(MALFORMED_RESPONSES[case]), end_stream=True))
+    # Without END_STREAM, so that the stream is still open and the RST_STREAM due.
+    client.send(fr.headers(stream_id, client.block(MALFORMED_RESPONSES[case])))
     client.expect_stream_error(stream_id, E.PROTOCOL_ERROR)
-    assert not client.handler.of("response")
+    assert stream_id not in client.handler.streams("response")
     assert ("reset", stream_id, E.PROTOCOL_ERROR, False) in client.handler.calls
 
 
@@ -1350,7 +1399,7 @@ def test_8_3_pseudo_header_in_response_trailers_is_stream_protocol_error(client:
         fr.headers(stream_id, client.block(fr.response())),
         fr.headers(stream_id, client.block([(b":status", b"200")]), end_stream=True),
     )
-    client.expect_stream_error(stream_id, E.PROTOCOL_ERROR)
+    expect_malformed_last_message(client, stream_id)
     assert not client.handler.of("trailers")
 
 
