@@ -122,7 +122,7 @@ def test_compare_detects_a_difference() -> None:
     units = fuzzing.generate(random.Random(1), n=20, mutation_rate=0.0)
     native = fuzzing.run("native", units)
     altered = fuzzing.Run(
-        "h2", [(calls + [("data", 99, b"x", False)], errors) for calls, errors in native.steps]
+        "h2", [([*calls, ("data", 99, b"x", False)], errors) for calls, errors in native.steps]
     )
     assert fuzzing.compare(native, altered, units) is not None
     assert fuzzing.compare(native, native, units) is None
