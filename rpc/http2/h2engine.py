@@ -225,6 +225,8 @@ class H2Engine:
         self._handler = handler
         self._h2 = _new_h2_connection(client_side=client_side, settings=settings)
         self._splitter = _FrameSplitter(expects_preface=not client_side)
+        self._preface_accepted = client_side
+        """The server has seen a valid client preface (a client expects none)."""
         self._output: list[bytes] = []
         self._pending = 0
         self._known: set[int] = set()
@@ -254,8 +256,12 @@ class H2Engine:
                 events = self._h2.receive_data(piece)
             except h2.exceptions.ProtocolError as exc:
                 self._failed = True
+                if not self._preface_accepted:
+                    # h2 checks the client preface before it can queue a GOAWAY.
+                    self._h2.close_connection(error_code=ErrorCodes.PROTOCOL_ERROR)
                 self._collect_output()
                 raise ProtocolError(int(exc.error_code), str(exc)) from exc
+            self._preface_accepted = True
             self._collect_output()
             self._dispatch(events)
         return False
