@@ -54,3 +54,52 @@ ensure_nghttp2_tools() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nghttp2-client nghttp2-server >/dev/null
 }
+
+# apt-get install as root, or through passwordless sudo; fails with a message otherwise.
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo="sudo -n"
+        else
+            echo "error: this user cannot run apt-get; install the Debian packages: $*" >&2
+            return 1
+        fi
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_curl() {
+    # tests/interop/test_curl.py: curl built with nghttp2 (Debian's is).
+    command -v curl >/dev/null && return 0
+    echo "== installing curl (Debian package)"
+    apt_install curl
+}
+
+ensure_grpc_js() {
+    # tests/interop/test_grpc_js.py: Node with the locked @grpc/grpc-js and
+    # @grpc/proto-loader in tests/interop/grpc_js (reinstalled when its
+    # package.json or package-lock.json changed). On failure (no network) the
+    # tests skip, saying why, so this step only warns.
+    local project="$ROOT/tests/interop/grpc_js"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "== installing nodejs and npm (Debian packages)"
+        apt_install nodejs npm || {
+            echo "warning: no Node; the grpc-js interop tests will skip" >&2
+            return 0
+        }
+    fi
+    local stamp="$project/node_modules/.h2rpc-installed"
+    local want
+    want=$(cat "$project/package.json" "$project/package-lock.json" | sha256sum | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    echo "== installing grpc-js for the interop tests (npm ci in tests/interop/grpc_js)"
+    if (cd "$project" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null); then
+        echo "$want" >"$stamp"
+    else
+        echo "warning: npm ci failed; the grpc-js interop tests will skip" >&2
+    fi
+}

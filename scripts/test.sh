@@ -4,5 +4,7 @@
 source "$(dirname "$0")/env.sh"
 ensure_venv
 ensure_nghttp2_tools
+ensure_curl
+ensure_grpc_js
 cd "$ROOT"
 exec "$VENV/bin/python" -m pytest "$@"
