@@ -1,4 +1,4 @@
-"""Test helpers: a core server running one task per request, and a raw h2 peer."""
+"""Test helpers: a core server running one task per request, and raw h2 peers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 
 import rpc.core
 from rpc.core import Connection
@@ -99,29 +100,84 @@ async def request(
     return headers, data, trailers
 
 
+class DrainingStateMachine(h2.connection.H2ConnectionStateMachine):
+    """h2's connection state machine, but frames after a GOAWAY are still accepted.
+
+    A stock h2 connection moves to CLOSED on a GOAWAY either way and then
+    rejects every frame, so a raw peer could not see streams finish after our
+    GOAWAY, which RFC 9113 section 6.8 allows. Installed as
+    ``H2Connection.state_machine`` (h2's public attribute) by
+    ``RawPeer(draining=True)``; h2's per-stream state machines still check
+    every frame.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.going_away = False
+
+    def process_input(self, input_: h2.connection.ConnectionInputs) -> list[h2.events.Event]:
+        if self.going_away:
+            return []
+        events = super().process_input(input_)
+        goaway = (
+            h2.connection.ConnectionInputs.SEND_GOAWAY,
+            h2.connection.ConnectionInputs.RECV_GOAWAY,
+        )
+        if input_ in goaway:
+            self.going_away = True
+        return events
+
+
+class DrainingH2Connection(h2.connection.H2Connection):
+    """h2's connection for a raw peer that goes on after a GOAWAY either way.
+
+    It uses :class:`DrainingStateMachine`, and keeps its queued output when a
+    GOAWAY arrives (h2 empties its outbound buffer then, through the public
+    ``clear_outbound_data_buffer``, dropping frames it already accounted for).
+    """
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self.state_machine = DrainingStateMachine()
+
+    def clear_outbound_data_buffer(self) -> None:
+        return None
+
+
 class RawPeer:
     """A bare h2 state machine on a socket, for frame-level assertions.
 
     It does only what a test tells it to: nothing is acknowledged or answered
-    unless h2 itself does it (SETTINGS and PING acks).
+    unless h2 itself does it (SETTINGS and PING acks). ``draining`` keeps it
+    going after a GOAWAY (:class:`DrainingH2Connection`).
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client_side: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        client_side: bool,
+        draining: bool = False,
     ) -> None:
         self.reader = reader
         self.writer = writer
         config = h2.config.H2Configuration(client_side=client_side, header_encoding="utf-8")
-        self.h2 = h2.connection.H2Connection(config=config)
+        connection = DrainingH2Connection if draining else h2.connection.H2Connection
+        self.h2 = connection(config=config)
         self.events: list[h2.events.Event] = []
 
     @classmethod
-    async def connect(cls, port: int) -> RawPeer:
+    async def connect(cls, port: int, *, draining: bool = False) -> RawPeer:
         reader, writer = await asyncio.open_connection(LOOPBACK, port)
-        peer = cls(reader, writer, client_side=True)
+        peer = cls(reader, writer, client_side=True, draining=draining)
         peer.h2.initiate_connection()
         await peer.flush()
         return peer
+
+    def count(self, event_type: type[h2.events.Event]) -> int:
+        """How many events of this type arrived so far."""
+        return sum(isinstance(event, event_type) for event in self.events)
 
     async def flush(self) -> None:
         data = self.h2.data_to_send()
@@ -171,6 +227,79 @@ class RawPeer:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class RawServer:
+    """A server of bare h2 peers (:class:`RawPeer`, server side), for counting frames.
+
+    Every connection is read in a background task that records its events;
+    complete requests are answered like :func:`echo_handler` (200, the body,
+    trailers ``len``). h2 acks SETTINGS and PINGs itself; nothing else is
+    sent unless a test does it through ``peers[i].h2``.
+    """
+
+    def __init__(self) -> None:
+        self.peers: list[RawPeer] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> RawServer:
+        self.server = await asyncio.start_server(self._on_connected, LOOPBACK, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for peer in self.peers:
+            peer.close()  # its reading task sees the end and returns
+        await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), TIMEOUT)
+        await asyncio.wait_for(self.server.wait_closed(), TIMEOUT)
+
+    async def _on_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = RawPeer(reader, writer, client_side=False)
+        peer.h2.initiate_connection()
+        await peer.flush()
+        self.peers.append(peer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        bodies: dict[int, bytearray] = {}
+        try:
+            while True:
+                data = await reader.read(65536)  # no timeout: quiet clients are the point
+                if not data:
+                    return
+                events = peer.h2.receive_data(data)
+                peer.events.extend(events)
+                for event in events:
+                    if isinstance(event, h2.events.RequestReceived):
+                        bodies[event.stream_id] = bytearray()
+                    elif isinstance(event, h2.events.DataReceived):
+                        bodies[event.stream_id] += event.data
+                        peer.h2.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                    if isinstance(event, h2.events.StreamEnded):
+                        body = bytes(bodies.pop(event.stream_id, b""))
+                        peer.h2.send_headers(event.stream_id, [(":status", "200")])
+                        peer.h2.send_data(event.stream_id, body)
+                        peer.h2.send_headers(
+                            event.stream_id, [("len", str(len(body)))], end_stream=True
+                        )
+                await peer.flush()
+        except (ConnectionError, h2.exceptions.ProtocolError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            peer.close()
+
+    def pings(self) -> list[int]:
+        """PINGs received (not acks) by each connection, in the order they connected."""
+        return [peer.count(h2.events.PingReceived) for peer in self.peers]
 
 
 def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 import rpc.core
 from rpc.core import Connection
+from rpc.http2 import SettingCodes
 
+from . import helpers
 from .helpers import TIMEOUT, echo_handler, request, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,24 +109,60 @@ async def test_read_stream_sizes() -> None:
         await conn.close_connection()
 
 
-async def test_sequential_requests_leave_no_stream_state() -> None:
-    """100,000 requests one after another on one connection (aioh2 died at ~1,000)."""
+async def test_sequential_requests_leave_no_stream_state(
+    http2_engine: str, request: pytest.FixtureRequest
+) -> None:
+    """100,000 requests one after another on one connection (aioh2 died at ~1,000).
+
+    Nothing may accumulate per stream, in the connection's parts or in the
+    engine: memory is measured (tracemalloc) over the last 30,000 requests,
+    by when both engines' bounded memory of closed stream ids is full (h2
+    keeps 65,536, the native engine ``Limits.max_closed_streams_remembered``).
+    Tracing starts with the first request, so that what those bounded
+    memories forget is subtracted too (tracemalloc only counts the frees of
+    blocks it saw allocated).
+    """
+    if http2_engine == "h2":
+        # Not a documented engine difference: found when this test moved from
+        # counting h2's streams to measuring memory. Under the h2 engine about
+        # 245 bytes per request stay allocated (7.3 MB over 30,000 requests;
+        # native: under 1 MB), not yet diagnosed. Strict, so a fix shows here.
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="memory grows per request under h2 (open)")
+        )
     count = 100_000
-    async with serve(echo_handler) as server:
+    measured_from = 70_000
+    last_stream_id = 0
+
+    async def handler(conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
+        nonlocal last_stream_id
+        last_stream_id = stream_id
+        await echo_handler(conn, stream_id, headers)
+
+    async with serve(handler) as server:
         conn = await server.connect()
-        for i in range(count):
-            _, body, trailers = await request(conn, b"x" * (i % 7))
-            assert body == b"x" * (i % 7)
-            assert trailers == [("len", str(i % 7))]
+        baseline = 0
+        tracemalloc.start()
+        try:
+            for i in range(count):
+                if i == measured_from:
+                    gc.collect()
+                    baseline = tracemalloc.get_traced_memory()[0]
+                _, body, trailers = await helpers.request(conn, b"x" * (i % 7))
+                assert body == b"x" * (i % 7)
+                assert trailers == [("len", str(i % 7))]
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - baseline
+        finally:
+            tracemalloc.stop()
+        # A leak of one dict entry per stream would be ~2 MB here.
+        assert grown < 1_000_000, f"{grown} bytes kept after {count - measured_from} requests"
+        assert len(server.connections) == 1
         server_conn = server.connections[0]
         for side in (conn, server_conn):
-            assert side._streams == {}
-            assert len(side._retained) == 0
             assert side.open_streams == 0
-            assert len(side._scheduler) == 0
-            # h2 itself prunes closed streams lazily; it must not keep them all.
-            assert len(side._h2.streams) < 10
-        assert server_conn._h2.highest_inbound_stream_id == 2 * count - 1
+            assert side.retained_streams == 0
+        assert last_stream_id == 2 * count - 1  # every request on that one connection
         await conn.close_connection()
 
 
@@ -156,7 +196,7 @@ async def test_client_waits_for_a_free_slot() -> None:
     async with serve(handler, concurrency=3) as server:
         conn = await server.connect()
         await conn.wait_functional()  # the server's SETTINGS have arrived by now
-        assert conn.remote_settings[rpc.core.connection.SettingCodes.MAX_CONCURRENT_STREAMS] == 3
+        assert conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] == 3
 
         async def one() -> list[tuple[str, str]]:
             stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
@@ -206,7 +246,7 @@ async def test_graceful_close_lets_open_streams_finish() -> None:
         stream_id = await conn.start_request({":method": "POST", ":path": "/"})
         await started.wait()
         server_conn = server.connections[0]
-        closing = asyncio.create_task(server_conn.close_connection(timeout=TIMEOUT))
+        closing = server_conn.close_connection(timeout=TIMEOUT)
         await asyncio.sleep(0.05)
         # GOAWAY received: no new streams, but the open one continues.
         with pytest.raises(rpc.core.ConnectionClosedError) as info:

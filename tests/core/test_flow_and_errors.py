@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
+import h2.events
+import h2.settings
 import pytest
-from rpc.http2 import ErrorCodes
 
 import rpc.core
 from rpc.core import Connection, ConnectionClosedError, StreamClosedError, StreamResetError
+from rpc.core.health import HealthCheck
+from rpc.http2 import ErrorCodes
 
-from .helpers import TIMEOUT, echo_handler, request, serve, wait_until
+from .helpers import (
+    LOOPBACK,
+    TIMEOUT,
+    RawPeer,
+    RawServer,
+    echo_handler,
+    request,
+    serve,
+    wait_until,
+)
+
+GET = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "test")]
 
 
 async def test_stalled_reader_does_not_block_other_streams() -> None:
@@ -25,10 +39,12 @@ async def test_stalled_reader_does_not_block_other_streams() -> None:
 
     async with serve(handler) as server:
         conn = await server.connect(stream_window_size=window, connection_window_size=4 * window)
-        stalled = await conn.start_request({":method": "GET", ":path": "/big"}, end_stream=True)
+        stalled_stream = await conn.open_stream(
+            {":method": "GET", ":path": "/big"}, end_stream=True
+        )
+        stalled = stalled_stream.id
         await conn.recv_response(stalled)
         # Let the stalled stream fill its window: it never reads.
-        stalled_stream = conn._streams[stalled]
         await wait_until(lambda: stalled_stream.buffered == window)
         for _ in range(20):
             _, body, _ = await asyncio.wait_for(request(conn), TIMEOUT)
@@ -36,7 +52,8 @@ async def test_stalled_reader_does_not_block_other_streams() -> None:
         # The server is blocked on the stalled stream's window, not the connection's.
         assert stalled_stream.buffered == window
         server_conn = server.connections[0]
-        assert server_conn._h2.local_flow_control_window(stalled) <= 0
+        assert server_conn.engine.send_window(stalled) <= 0
+        assert server_conn.engine.connection_send_window > 0
         # Reading it now lets the rest through.
         total = 0
         while chunk := await asyncio.wait_for(conn.read_stream(stalled), TIMEOUT):
@@ -55,9 +72,9 @@ async def test_window_credit_only_as_data_is_read() -> None:
 
     async with serve(handler) as server:
         conn = await server.connect(stream_window_size=window)
-        stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
+        stream = await conn.open_stream({":method": "GET", ":path": "/"}, end_stream=True)
+        stream_id = stream.id
         await conn.recv_response(stream_id)
-        stream = conn._streams[stream_id]
         await wait_until(lambda: stream.buffered == window)
         await asyncio.sleep(0.1)
         received_before_read = stream.buffered
@@ -78,13 +95,16 @@ async def test_unread_data_of_reset_streams_is_credited_to_the_connection() -> N
     async with serve(handler) as server:
         conn = await server.connect(connection_window_size=conn_window)
         for _ in range(30):  # 30 x 50 KB = far more than the connection window
-            stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
-            await conn.recv_response(stream_id)
-            stream = conn._streams[stream_id]
+            stream = await conn.open_stream({":method": "GET", ":path": "/"}, end_stream=True)
+            await stream.recv_headers()
             await wait_until(lambda: stream.buffered == 50_000)  # noqa: B023
-            conn.reset_stream(stream_id)
-        assert conn._h2.remote_flow_control_window(1) if 1 in conn._h2.streams else True
-        assert conn._h2._inbound_flow_control_window_manager.current_window_size > conn_window // 2
+            conn.reset_stream(stream.id)
+        # The server sees the credit: once a PING round trip shows it has read
+        # our WINDOW_UPDATEs, its connection send window is more than half
+        # open (what is still owed is below the coalescing threshold).
+        await conn.wait_functional()
+        server_conn = server.connections[0]
+        assert server_conn.engine.connection_send_window > conn_window // 2
         await conn.close_connection(timeout=1)
 
 
@@ -112,8 +132,12 @@ async def test_abandoned_body_is_credited_when_the_stream_closes() -> None:
             await conn.recv_trailers(stream_id)
         server_conn = server.connections[0]
         await wait_until(lambda: server_conn.open_streams == 0)
-        manager = server_conn._h2._inbound_flow_control_window_manager
-        assert manager.current_window_size + manager._bytes_processed == conn_window
+        # Every unread byte was credited: after a PING round trip (the server
+        # has sent its WINDOW_UPDATEs, we have read them) our connection send
+        # window lacks less than the half window a WINDOW_UPDATE waits for.
+        await conn.wait_functional()
+        assert conn.engine.connection_send_window > conn_window // 2
+        assert server_conn.retained_streams == 0
         await conn.close_connection()
 
 
@@ -141,24 +165,58 @@ async def test_send_blocks_while_the_peer_does_not_read() -> None:
 
 
 async def test_peer_shrinking_the_window_makes_it_negative_then_recovers() -> None:
-    """SETTINGS_INITIAL_WINDOW_SIZE lowered mid-stream: the window goes negative."""
+    """SETTINGS_INITIAL_WINDOW_SIZE lowered mid-stream: the window goes negative.
+
+    The peer lowering its window is a raw h2 client (a core connection has no
+    call to change its settings mid-connection); the sender under test is
+    the core server, whose engine's window is observed as it goes negative,
+    back to zero (nothing sent meanwhile) and then open again.
+    """
     body = b"w" * 200_000
 
     async def handler(conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
         await conn.start_response(stream_id, {":status": "200"})
         await conn.send_data(stream_id, body, end_stream=True)
 
+    def data_received(peer: RawPeer) -> int:
+        return sum(len(e.data) for e in peer.events if isinstance(e, h2.events.DataReceived))
+
     async with serve(handler) as server:
-        conn = await server.connect(stream_window_size=100_000)
-        stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
-        await conn.recv_response(stream_id)
-        await wait_until(lambda: conn._streams[stream_id].buffered == 100_000)
-        conn._h2.update_settings({rpc.core.connection.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
-        conn._flush_now()
+        peer = await RawPeer.connect(server.port)
+        peer.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100_000})
+        peer.h2.increment_flow_control_window(1_000_000)  # the connection is never the limit
+        peer.h2.send_headers(1, GET, end_stream=True)
+        await peer.flush()
+        await peer.wait_for(lambda e: isinstance(e, h2.events.ResponseReceived))
+        while data_received(peer) < 100_000:
+            await peer.receive_once()
+        assert data_received(peer) == 100_000  # the stream window, full; nothing read
+        server_conn = server.connections[0]
+
+        peer.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+        await peer.flush()
+        await peer.wait_for(
+            lambda e: (
+                isinstance(e, h2.events.SettingsAcknowledged)
+                and h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in e.changed_settings
+                and e.changed_settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE].new_value
+                == 1000
+            )
+        )
+        assert server_conn.engine.send_window(1) == 1000 - 100_000
+
+        peer.h2.increment_flow_control_window(99_000, stream_id=1)  # back to zero
+        await peer.flush()
+        await wait_until(lambda: server_conn.engine.send_window(1) == 0)
         await asyncio.sleep(0.1)
-        data = await asyncio.wait_for(conn.read_stream(stream_id, -1), TIMEOUT)
-        assert data == body
-        await conn.close_connection()
+        assert data_received(peer) == 100_000  # a window of zero lets nothing through
+
+        peer.h2.increment_flow_control_window(100_000, stream_id=1)  # the rest of the body
+        await peer.flush()
+        await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == 1)
+        assert data_received(peer) == len(body)
+        assert not any(isinstance(e, h2.events.StreamReset) for e in peer.events)
+        peer.close()
 
 
 async def test_reset_by_peer_wakes_reader_and_sender() -> None:
@@ -186,7 +244,7 @@ async def test_reset_by_peer_wakes_reader_and_sender() -> None:
             await conn.recv_trailers(stream_id)
         # The connection is fine and holds nothing for that stream any more.
         assert (await request(conn, b"after"))[1] == b"after"
-        assert stream_id not in conn._streams and stream_id not in conn._retained
+        assert conn.open_streams == 0 and conn.retained_streams == 0
         await conn.close_connection()
 
 
@@ -248,7 +306,7 @@ async def test_connection_loss_wakes_every_waiter() -> None:
         ]
         await asyncio.sleep(0.1)
         assert not any(w.done() for w in waiters)
-        server.connections[0]._transport.abort()  # type: ignore[union-attr]
+        server.connections[0].abort()
         for waiter in waiters:
             with pytest.raises(ConnectionClosedError):
                 await asyncio.wait_for(waiter, TIMEOUT)
@@ -278,7 +336,7 @@ async def test_server_handler_ends_when_the_client_goes_away() -> None:
         if close == "graceful":
             await conn.close_connection()
         else:
-            conn._transport.abort()  # type: ignore[union-attr]
+            conn.abort()
         await wait_until(lambda: len(ended) == (1 if close == "graceful" else 2))  # noqa: B023
     server.close()
     await server.wait_closed()
@@ -288,8 +346,7 @@ async def test_goaway_with_error_fails_all_streams() -> None:
     async def handler(conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
         await conn.start_response(stream_id, {":status": "200"})
         await asyncio.sleep(0.05)
-        conn._h2.close_connection(error_code=ErrorCodes.INTERNAL_ERROR)
-        conn._flush_now()
+        conn.send_goaway(ErrorCodes.INTERNAL_ERROR)
 
     async with serve(handler) as server:
         conn = await server.connect()
@@ -346,38 +403,87 @@ async def test_priority_weights_share_bandwidth() -> None:
 
 
 async def test_wait_functional_is_never_stale() -> None:
-    async with serve() as server:
-        conn = await server.connect(functional_timeout=0.2)
-        loop = asyncio.get_running_loop()
+    # PINGs are counted where they arrive: at a raw h2 server (which acks them).
+    async with RawServer() as server:
+        conn = await rpc.core.open_connection(LOOPBACK, server.port, functional_timeout=0.2)
         rtt1 = await conn.wait_functional()
         assert rtt1 > 0
-        # Within the functional period the same measurement is returned...
+        assert server.pings() == [1]
+        # Within the functional period the same measurement is returned, no PING.
         assert await conn.wait_functional() == rtt1
+        assert server.pings() == [1]
         for _ in range(5):
+            before = server.pings()[0]
             await asyncio.sleep(0.3)
-            await conn.wait_functional()
-            # ...and it always comes from an ack received within the period.
-            assert loop.time() - conn._health._rtt_at <= 0.2
+            # Past it the answer comes from a newer PING (the quiet connection's
+            # own, or one sent for this call); test_health_check_never_answers_
+            # from_a_stale_ack times the acks themselves.
+            assert await conn.wait_functional() > 0
+            assert server.pings()[0] > before
         await conn.close_connection()
 
         # Without a functional timeout there is no period: every call pings.
-        conn = await server.connect()
+        conn = await rpc.core.open_connection(LOOPBACK, server.port)
+        await wait_until(lambda: len(server.peers) == 2)
         for expected in range(1, 4):
             await conn.wait_functional()
-            assert conn._health._ping_counter == expected
+            assert server.pings()[1] == expected
         await conn.close_connection()
 
 
+async def test_health_check_never_answers_from_a_stale_ack() -> None:
+    """wait_functional's answer always comes from an ack received within the period."""
+    loop = asyncio.get_running_loop()
+    sent: list[bytes] = []
+    acked_at: list[float] = []
+    dead: list[float] = []
+
+    def ack(payload: bytes) -> None:
+        acked_at.append(loop.time())
+        check.on_ping_ack(payload)
+
+    def send_ping(payload: bytes) -> None:  # the peer acks every PING after 10 ms
+        sent.append(payload)
+        loop.call_later(0.01, ack, payload)
+
+    check = HealthCheck(loop, 0.2, send_ping=send_ping, on_dead=dead.append)
+    check.start()
+    try:
+        rtt1 = await check.wait_functional()
+        assert rtt1 >= 0.01 and len(sent) == 1
+        # Within the functional period the same measurement is returned, no PING...
+        assert await check.wait_functional() == rtt1
+        assert len(sent) == 1
+        for _ in range(5):
+            await asyncio.sleep(0.3)
+            await check.wait_functional()
+            # ...and it always comes from an ack received within the period.
+            assert loop.time() - acked_at[-1] <= 0.2
+        assert not dead
+    finally:
+        check.stop(ConnectionClosedError("test over"))
+
+    # Without a functional timeout there is no period: every call pings.
+    sent.clear()
+    check = HealthCheck(loop, None, send_ping=send_ping, on_dead=dead.append)
+    check.start()
+    for expected in range(1, 4):
+        await check.wait_functional()
+        assert len(sent) == expected
+    check.stop(ConnectionClosedError("test over"))
+
+
 async def test_no_ping_while_traffic_flows() -> None:
-    async with serve() as server:
-        conn = await server.connect(functional_timeout=0.3)
+    async with RawServer() as server:
+        conn = await rpc.core.open_connection(LOOPBACK, server.port, functional_timeout=0.3)
         loop = asyncio.get_running_loop()
         end = loop.time() + 1.5
         while loop.time() < end:
-            await request(conn, b"busy")
+            assert (await request(conn, b"busy"))[1] == b"busy"
             await asyncio.sleep(0.01)
-        assert conn._health._ping_counter == 0
+        assert server.pings() == [0]
+        assert conn.rtt is None
         # Quiet now: a PING goes out after the functional timeout.
-        await wait_until(lambda: conn._health._ping_counter == 1)
+        await wait_until(lambda: server.pings() == [1])
         await wait_until(lambda: conn.rtt is not None)
         await conn.close_connection()

@@ -7,11 +7,11 @@ import contextlib
 
 import h2.events
 import pytest
-from rpc.http2 import ErrorCodes
 from h2.settings import SettingCodes
 
 import rpc.core
 from rpc.core import Connection, ConnectionClosedError
+from rpc.http2 import ErrorCodes
 
 from .helpers import LOOPBACK, TIMEOUT, RawPeer, echo_handler, raw_frame, serve, wait_until
 
@@ -96,14 +96,29 @@ async def test_protocol_error_sends_goaway_then_closes() -> None:
         await wait_until(lambda: server.connections[0].closed)
 
 
-async def test_flow_control_violation_by_peer_is_a_connection_error() -> None:
+async def test_flow_control_violation_by_peer_is_an_error(http2_engine: str) -> None:
     async with serve(echo_handler, stream_window_size=1000) as server:
         peer = await RawPeer.connect(server.port)
         await peer.wait_for(_is(h2.events.RemoteSettingsChanged))
         peer.h2.send_headers(1, [(":method", "POST"), *GET[1:]])
         await peer.flush()
-        # 2000 bytes on a stream whose window is 1000, written by hand.
+        # 2000 bytes on a stream whose window is 1000 (but within the
+        # connection's), written by hand.
         await peer.write_raw(raw_frame(0x0, 0, 1, b"v" * 2000))
+        if http2_engine == "native":
+            # RFC 9113 6.9.1 lets the receiver choose a stream or a connection
+            # error; the native engine resets only the stream (its
+            # receive_streams._recv_data), h2 ends the connection.
+            reset = await peer.wait_for(_is(h2.events.StreamReset, stream_id=1))
+            assert isinstance(reset, h2.events.StreamReset)
+            assert reset.error_code == ErrorCodes.FLOW_CONTROL_ERROR
+            peer.h2.send_headers(3, [(":method", "POST"), *GET[1:]])
+            peer.h2.send_data(3, b"fine", end_stream=True)
+            await peer.flush()
+            await peer.wait_for(_is(h2.events.StreamEnded, stream_id=3))
+            assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in peer.events)
+            peer.close()
+            return
         events = await peer.read_until_closed()
         goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
         assert goaway and goaway[0].error_code == ErrorCodes.FLOW_CONTROL_ERROR

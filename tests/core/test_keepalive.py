@@ -7,15 +7,23 @@ import random
 
 import h2.events
 import pytest
-from rpc.http2 import ErrorCodes
 
 import rpc.core
 from rpc.core import Connection, ConnectionClosedError, ConnectionLifetime, Keepalive, PingPolicy
-from rpc.core.h2setup import _DrainingStateMachine
 from rpc.core.keepalive import IDLE_PING_INTERVAL, PingStrikes
+from rpc.http2 import ErrorCodes
 from tests.tcp_proxy import TcpProxy
 
-from .helpers import LOOPBACK, TIMEOUT, RawPeer, echo_handler, request, serve, wait_until
+from .helpers import (
+    LOOPBACK,
+    TIMEOUT,
+    RawPeer,
+    RawServer,
+    echo_handler,
+    request,
+    serve,
+    wait_until,
+)
 
 GET = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "test")]
 MAX_STREAM_ID = 2**31 - 1
@@ -102,10 +110,10 @@ async def test_responses_sent_forgive_ping_strikes() -> None:
         conn = await server.connect()
         try:
             for _ in range(5):  # 10 early pings in all, never 3 without a response between
+                # Without a functional_timeout no earlier ack is recent enough:
+                # every wait_functional() sends a real PING and awaits its ack.
                 await conn.wait_functional()
-                conn._health.rtt = None  # force a real PING each time
                 await conn.wait_functional()
-                conn._health.rtt = None
                 assert (await request(conn, b"x"))[1] == b"x"
             assert not conn.closed
         finally:
@@ -151,26 +159,38 @@ async def test_server_keepalive_drops_a_black_holed_client() -> None:
         proxy.black_hole()
         await asyncio.wait_for(server.connections[0].wait_closed(), TIMEOUT)
         assert server.connections[0].closed
-        conn._abort(ConnectionClosedError("test over"))
+        conn.abort()
 
 
 async def test_keepalive_pings_only_with_calls_unless_permitted_and_only_so_many() -> None:
-    async with serve(echo_handler) as server:
-        quiet = await server.connect(keepalive=Keepalive(time=0.05, timeout=5))
-        chatty = await server.connect(
-            keepalive=Keepalive(time=0.05, timeout=5, permit_without_calls=True)
+    # PINGs are counted where they arrive: at a raw h2 server.
+    async with RawServer() as server:
+        quiet = await rpc.core.open_connection(
+            LOOPBACK, server.port, keepalive=Keepalive(time=0.05, timeout=5)
         )
-        unlimited = await server.connect(
+        await wait_until(lambda: len(server.peers) == 1)
+        chatty = await rpc.core.open_connection(
+            LOOPBACK,
+            server.port,
+            keepalive=Keepalive(time=0.05, timeout=5, permit_without_calls=True),
+        )
+        await wait_until(lambda: len(server.peers) == 2)
+        unlimited = await rpc.core.open_connection(
+            LOOPBACK,
+            server.port,
             keepalive=Keepalive(
                 time=0.05, timeout=5, permit_without_calls=True, max_pings_without_data=0
-            )
+            ),
         )
+        await wait_until(lambda: len(server.peers) == 3)
         try:
-            await wait_until(lambda: unlimited._health._ping_counter >= 5)
-            assert quiet._health._ping_counter == 0  # no calls: no pings
-            assert chatty._health._ping_counter == 2  # max_pings_without_data
-            await request(chatty, b"data resets the count")
-            await wait_until(lambda: chatty._health._ping_counter == 4)
+            await wait_until(lambda: server.pings()[2] >= 5)
+            assert server.pings()[0] == 0  # no calls: no pings
+            assert server.pings()[1] == 2  # max_pings_without_data
+            assert (await request(chatty, b"data resets the count"))[1] == b"data resets the count"
+            await wait_until(lambda: server.pings()[1] == 4)
+            await asyncio.sleep(0.2)  # four keepalive intervals: still no more
+            assert server.pings()[1] == 4
         finally:
             for conn in (quiet, chatty, unlimited):
                 await conn.close_connection()
@@ -233,13 +253,12 @@ async def test_graceful_close_announces_then_sends_the_real_goaway() -> None:
         await conn.start_response(stream_id, {":status": "200"}, end_stream=True)
 
     async with serve(held) as server:
-        peer = await RawPeer.connect(server.port)
-        # A standard h2 peer treats frames after GOAWAY as errors; ours drains.
-        peer.h2.state_machine = _DrainingStateMachine()
+        # A standard h2 peer treats frames after GOAWAY as errors; this one drains.
+        peer = await RawPeer.connect(server.port, draining=True)
         peer.h2.send_headers(1, GET, end_stream=True)
         await peer.flush()
         await wait_until(lambda: arrived == [1])
-        closing = asyncio.create_task(server.connections[0].close_connection(timeout=30))
+        closing = server.connections[0].close_connection(timeout=30)  # GOAWAY + PING out now
         # A request already on its way when the server decides to close: it
         # reaches the server before our ack of the server's PING does.
         peer.h2.send_headers(3, GET, end_stream=True)

@@ -83,7 +83,7 @@ async def test_h2load_many_requests_on_few_connections(tmp_path: Path) -> None:
         assert re.search(r"status codes: 4000 2xx", text), text
         for conn in server.connections:
             await conn.wait_closed()
-            assert conn.open_streams == 0 and len(conn._retained) == 0
+            assert conn.open_streams == 0 and conn.retained_streams == 0
 
 
 def _free_port() -> int:

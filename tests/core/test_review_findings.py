@@ -10,10 +10,8 @@ import h2.events
 
 import rpc.core
 from rpc.core import Connection
-from rpc.core.h2setup import new_h2_connection
-from rpc.http2.settings import ConnectionSettings
 
-from .helpers import LOOPBACK, TIMEOUT, raw_frame, serve, wait_until
+from .helpers import LOOPBACK, TIMEOUT, DrainingH2Connection, raw_frame, serve, wait_until
 
 GET = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
 
@@ -23,7 +21,8 @@ async def test_settings_arriving_after_our_goaway_are_acked_not_fatal() -> None:
 
     async def late_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.1)  # the server's preface comes late
-        peer = new_h2_connection(client_side=False, settings=ConnectionSettings())
+        # It still answers after our GOAWAY, which a stock h2 connection refuses to.
+        peer = DrainingH2Connection(h2.config.H2Configuration(client_side=False))
         peer.initiate_connection()
         writer.write(peer.data_to_send())
         while data := await reader.read(65536):
@@ -37,7 +36,7 @@ async def test_settings_arriving_after_our_goaway_are_acked_not_fatal() -> None:
     server = await asyncio.start_server(late_server, LOOPBACK, 0)
     conn = await rpc.core.open_connection(LOOPBACK, server.sockets[0].getsockname()[1])
     stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
-    closing = asyncio.create_task(conn.close_connection(timeout=TIMEOUT))
+    closing = conn.close_connection(timeout=TIMEOUT)  # our GOAWAY is out before their SETTINGS
     assert await asyncio.wait_for(conn.recv_response(stream_id), TIMEOUT) == [(":status", "200")]
     assert await conn.read_stream(stream_id, -1) == b"hello"
     await asyncio.wait_for(closing, TIMEOUT)
@@ -146,23 +145,26 @@ async def test_unread_closed_responses_are_kept_and_bound_the_connection_window(
 
     async with serve(handler, concurrency=2000) as server:
         conn = await server.connect(connection_window_size=conn_window)
-        ids = []
+        streams = []
         for _ in range(40):  # 400 KB of responses: more than the window
-            stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
-            ids.append(stream_id)
+            streams.append(
+                await conn.open_stream({":method": "GET", ":path": "/"}, end_stream=True)
+            )
         await asyncio.sleep(0.3)
-        buffered = sum(s.buffered for s in (*conn._streams.values(), *conn._retained.values()))
+        assert conn.retained_streams > 0  # some responses are complete and unread
+        buffered = sum(stream.buffered for stream in streams)
         assert buffered <= conn_window
-        for stream_id in ids:  # all of them arrive, in full, once read
-            await conn.recv_response(stream_id)
-            assert await asyncio.wait_for(conn.read_stream(stream_id, -1), TIMEOUT) == b"d" * 10_000
-            assert await conn.recv_trailers(stream_id) == []
-        assert len(conn._retained) == 0
+        for stream in streams:  # all of them arrive, in full, once read
+            await conn.recv_response(stream.id)
+            assert await asyncio.wait_for(conn.read_stream(stream.id, -1), TIMEOUT) == b"d" * 10_000
+            assert await conn.recv_trailers(stream.id) == []
+        assert conn.retained_streams == 0 and conn.open_streams == 0
         # reset_stream on a closed stream releases it (abandon without reading).
-        stream_id = await conn.start_request({":method": "GET", ":path": "/"}, end_stream=True)
-        await wait_until(lambda: stream_id in conn._retained)
-        conn.reset_stream(stream_id)
-        assert stream_id not in conn._retained
+        stream = await conn.open_stream({":method": "GET", ":path": "/"}, end_stream=True)
+        await wait_until(lambda: conn.open_streams == 0 and conn.retained_streams == 1)
+        assert stream.buffered == 10_000
+        conn.reset_stream(stream.id)
+        assert conn.retained_streams == 0
         await conn.close_connection()
 
 

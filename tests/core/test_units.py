@@ -313,17 +313,3 @@ def test_health_check_with_keepalive_interval_and_veto() -> None:
     assert dead == []
     clock.advance(0.2)
     assert dead == [5.0]
-
-
-def test_received_data_frames_are_not_hex_dumped_for_h2s_trace_log() -> None:
-    from hyperframe.frame import DataFrame
-
-    from rpc.core.h2setup import _QuietDataFrame, _QuietFrameBuffer
-
-    buffer = _QuietFrameBuffer(server=False)
-    buffer.max_frame_size = 1 << 20
-    buffer.add_data(DataFrame(1, data=b"x" * 300_000).serialize())
-    frame = next(buffer)
-    assert type(frame) is _QuietDataFrame and isinstance(frame, DataFrame)
-    assert frame.data == b"x" * 300_000
-    assert "<300000 bytes>" in repr(frame) and "78787878" not in repr(frame)

@@ -1,4 +1,7 @@
-"""Fixtures for the gRPC-layer tests: stubs generated for grpcio at test time."""
+"""Fixtures for the gRPC-layer tests: stubs generated for grpcio at test time.
+
+Every test here runs once per HTTP/2 engine (see ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,11 @@ import pytest
 from grpc_tools import protoc
 
 PROTOS = Path(__file__).parent / "protos"
+
+
+@pytest.fixture(autouse=True)
+def _on_each_engine(http2_engine: str) -> str:
+    return http2_engine
 
 
 @pytest.fixture(scope="session")

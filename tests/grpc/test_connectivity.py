@@ -14,11 +14,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from rpc.http2 import ErrorCodes
 
 import rpc
 import rpc.core
 from rpc import BackoffConfig, ConnectivityState, RpcError, StatusCode
+from rpc.http2 import ErrorCodes
 from rpc.protocol.framing import MessageDecoder, encode_frame
 
 from ..tcp_proxy import TcpProxy
@@ -391,8 +391,7 @@ async def test_stream_above_goaway_last_stream_id_is_retried_on_a_new_connection
             if index == 0:
                 # Both streams arrived; GOAWAY says only the first will be processed.
                 # (The core's close_connection() would name the highest stream seen.)
-                conn._h2.close_connection(error_code=ErrorCodes.NO_ERROR, last_stream_id=pending[0])
-                conn._flush_now()
+                conn.send_goaway(ErrorCodes.NO_ERROR, last_stream_id=pending[0])
                 pending = pending[:1]
             for sid in pending:
                 await conn.read_stream(sid, -1)

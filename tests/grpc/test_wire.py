@@ -11,11 +11,11 @@ from typing import Any
 
 import grpc
 import pytest
-from rpc.http2 import ErrorCodes
 
 import rpc
 import rpc.core
 from rpc import RpcError, StatusCode
+from rpc.http2 import ErrorCodes
 from rpc.protocol.framing import encode_frame
 
 from .echo import H2rpcEcho, methods
@@ -314,7 +314,7 @@ async def test_server_dying_mid_call_is_unavailable(
     async def respond(conn: rpc.core.Connection, stream_id: int) -> None:
         await conn.start_response(stream_id, {":status": "200", "content-type": "application/grpc"})
         await asyncio.sleep(0.1)
-        conn._transport.abort()  # type: ignore[union-attr]
+        conn.abort()
 
     result = await _call_against(respond, echo_modules[0])
     assert isinstance(result, RpcError) and result.code is StatusCode.UNAVAILABLE
@@ -372,7 +372,7 @@ async def test_vanished_client_cancels_the_handler_and_leaks_no_task(
         await asyncio.sleep(0.01)
     assert len(echo_server._calls) == 1
     assert channel._connection is not None
-    channel._connection._transport.abort()  # type: ignore[union-attr]
+    channel._connection.abort()
     with pytest.raises(RpcError):
         await call
     for _ in range(500):

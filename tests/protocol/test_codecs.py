@@ -6,10 +6,10 @@ import base64
 import zlib
 
 import pytest
-from rpc.http2 import ErrorCodes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rpc.http2 import ErrorCodes
 from rpc.protocol import compression
 from rpc.protocol.framing import FramingError, MessageDecoder, MessageTooLarge, encode_frame
 from rpc.protocol.metadata import Metadata, decode_bin, decode_metadata, encode_metadata
