@@ -68,18 +68,16 @@ class Sender:
 
     # --- data --------------------------------------------------------------
 
-    def try_send_now(self, stream: Stream, view: memoryview, end_stream: bool) -> bool:
-        """Send all of ``view`` at once if nothing waits and the windows allow."""
-        if stream.outbound:
+    def try_send_now(
+        self, stream: Stream, data: memoryview | list[memoryview], total: int, end_stream: bool
+    ) -> bool:
+        """Send all of ``data`` (``total`` bytes) at once if nothing waits and the
+        windows allow; False, sending nothing, otherwise."""
+        if stream.outbound or not self._writer.accepting:
             return False
-        total = len(view)
-        if total and (
-            self._writer.paused
-            or self.scheduler
-            or total > self._engine.send_window(stream.id)
-        ):
+        if total and (self.scheduler or total > self._engine.send_window(stream.id)):
             return False
-        self._engine.send_data(stream.id, view, end_stream)
+        self._engine.send_data(stream.id, data, end_stream)  # type: ignore[arg-type]
         self._on_traffic()
         if end_stream:
             self._local_end(stream)
@@ -87,16 +85,28 @@ class Sender:
         return True
 
     def queue_data(
-        self, stream: Stream, view: memoryview, end_stream: bool, waiter: asyncio.Future[None]
+        self,
+        stream: Stream,
+        parts: list[memoryview],
+        end_stream: bool,
+        waiter: asyncio.Future[None],
     ) -> None:
-        stream.outbound.append(OutboundItem(view, end_stream, waiter))
+        """Queue data behind the windows; ``waiter`` resolves when the last part is sent."""
+        last = len(parts) - 1
+        outbound = stream.outbound
+        for index, part in enumerate(parts):
+            if index == last:
+                outbound.append(OutboundItem(part, end_stream, waiter))
+            else:
+                outbound.append(OutboundItem(part, False, None))
         self.scheduler.push(stream.id)
         self.pump()
 
     def pump(self) -> None:
         """Hand queued DATA to the engine by priority until windows or the transport stop us."""
         writer = self._writer
-        if writer.transport is None:
+        if not writer.accepting:
+            writer.flush()
             return
         engine = self._engine
         scheduler = self.scheduler
@@ -105,7 +115,7 @@ class Sender:
         sent = False
         # A closed connection window stops everyone alike: leave the streams
         # queued in priority order until WINDOW_UPDATE reopens it.
-        while not writer.paused and engine.connection_send_window > 0:
+        while writer.accepting and engine.connection_send_window > 0:
             stream_id = scheduler.pop()
             if stream_id is None:
                 break
@@ -154,8 +164,9 @@ class Sender:
             self._complete(stream, item)
 
     def _complete(self, stream: Stream, item: OutboundItem) -> None:
-        if not item.waiter.done():
-            item.waiter.set_result(None)
+        waiter = item.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if item.end_stream:
             self._local_end(stream)
 

@@ -35,6 +35,17 @@ class Writer:
         self.paused = False
         """The transport asked us to stop writing (its buffer is above the high mark)."""
 
+    @property
+    def accepting(self) -> bool:
+        """Frames may be produced now: a live transport that has not asked us to pause.
+
+        A transport that is closing (the peer reset the connection, say) calls
+        ``resume_writing`` as it goes; producing for it would run senders at
+        full speed into nowhere until ``connection_lost`` arrives.
+        """
+        transport = self.transport
+        return not self.paused and transport is not None and not transport.is_closing()
+
     def flush(self) -> None:
         """Write everything pending now."""
         self._ends_unflushed = 0
