@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from . import __version__, core
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
@@ -22,6 +22,7 @@ from .http2 import ErrorCodes
 from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
 from .methods import Method, MethodKind, Req, Resp
 from .protocol import compression as codecs
+from .protocol.framing import Buffer
 from .protocol.metadata import (
     Metadata,
     MetadataLike,
@@ -456,7 +457,7 @@ class Call(Generic[Req, Resp]):
         """The call's HTTP/2 stream (a new one after a transparent retry)."""
         self._wait_for_ready = channel.wait_for_ready if wait_for_ready is None else wait_for_ready
         # Transparent retry: what was sent on the stream, while it could be replayed.
-        self._replay: list[bytes] | None = []
+        self._replay: list[Buffer] | None = []
         """Framed messages sent so far (at most one); None once too much was sent."""
         self._replay_end = False
         self._retried = False
@@ -537,7 +538,9 @@ class Call(Generic[Req, Resp]):
             await self._finish()
             return None
         try:
-            return self._method.response_deserializer(payload)
+            # A bytearray when reassembled from several frames: deserializers
+            # take any bytes-like object (protobuf's do).
+            return self._method.response_deserializer(cast(bytes, payload))
         except Exception as exc:
             self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
 
@@ -707,7 +710,7 @@ class Call(Generic[Req, Resp]):
             self._done_writing = True
         await self._send_frame(data, end_stream=end_stream)
 
-    async def _send_frame(self, data: bytes, *, end_stream: bool) -> None:
+    async def _send_frame(self, data: bytes | list[Buffer], *, end_stream: bool) -> None:
         """Send on the call's stream, keeping first what a transparent retry would replay."""
         if self._retrying is not None:
             await self._await_retry()
@@ -715,6 +718,8 @@ class Call(Generic[Req, Resp]):
         if replay is not None:
             if data and replay:
                 self._replay = None  # a second message: the call can no longer be replayed
+            elif isinstance(data, list):
+                replay.extend(data)
             elif data:
                 replay.append(data)
             self._replay_end = self._replay_end or end_stream

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .core import Stream
 from .protocol import compression
-from .protocol.framing import FramingError, MessageDecoder, MessageTooLarge, encode_frame
+from .protocol.framing import Buffer, FramingError, MessageDecoder, MessageTooLarge, frame_parts
 from .protocol.status import RpcError, StatusCode
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
@@ -46,8 +46,12 @@ class MessageReader:
     def ended(self) -> bool:
         return self._ended
 
-    async def read(self) -> bytes | None:
-        """The next message's payload, or None at the end of the stream."""
+    async def read(self) -> bytes | bytearray | None:
+        """The next message's payload, or None at the end of the stream.
+
+        A message that came in several DATA frames is a ``bytearray`` (it was
+        assembled in place, one copy); deserializers take any bytes-like object.
+        """
         decoder = self._decoder
         while True:
             try:
@@ -60,7 +64,7 @@ class MessageReader:
                 return self._decode(*message)
             if self._ended:
                 return None
-            chunk = await self._stream.read()
+            chunk = await self._stream.read_chunk()
             if not chunk:
                 self._ended = True
                 if decoder.has_partial:
@@ -68,7 +72,7 @@ class MessageReader:
                 return None
             decoder.feed(chunk)
 
-    def _decode(self, compressed: bool, payload: bytes) -> bytes:
+    def _decode(self, compressed: bool, payload: bytes | bytearray) -> bytes | bytearray:
         self.last_compressed = compressed
         if not compressed:
             return payload
@@ -86,13 +90,16 @@ class MessageReader:
 
 def frame_message(
     payload: bytes, *, encoding: str | None, max_length: int | None, compress: bool = True
-) -> bytes:
-    """Check the send limit, compress if ``encoding`` says so, and frame one message."""
+) -> list[Buffer]:
+    """Check the send limit, compress if ``encoding`` says so, and frame one message.
+
+    The result is ``[prefix, payload]``, sent as one message without joining them.
+    """
     if max_length is not None and len(payload) > max_length:
         raise RpcError(
             StatusCode.RESOURCE_EXHAUSTED,
             f"message of {len(payload)} bytes is larger than the send limit of {max_length} bytes",
         )
     if encoding is not None and compress:
-        return encode_frame(compression.compress(encoding, payload), compressed=True)
-    return encode_frame(payload)
+        return frame_parts(compression.compress(encoding, payload), compressed=True)
+    return frame_parts(payload)

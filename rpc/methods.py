@@ -33,7 +33,9 @@ class Method(Generic[Req, Resp]):
     """One RPC method: its full path, kind, and how its messages are (de)serialized.
 
     Generated code builds these; they can also be written by hand. The path
-    is the wire name, ``/package.Service/Method``.
+    is the wire name, ``/package.Service/Method``. A deserializer may get a
+    ``bytearray`` instead of ``bytes`` (a large message is reassembled in
+    place): it must take any bytes-like object, as protobuf's do.
     """
 
     path: str

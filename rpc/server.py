@@ -15,7 +15,7 @@ import signal
 import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from . import core
 from .deadlines import current_deadline
@@ -187,7 +187,9 @@ class ServerContext:
         if payload is None:
             return None
         try:
-            return self._method.request_deserializer(payload)
+            # A bytearray when reassembled from several frames: deserializers
+            # take any bytes-like object (protobuf's do).
+            return self._method.request_deserializer(cast(bytes, payload))
         except Exception as exc:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse request message: {exc}") from None
 

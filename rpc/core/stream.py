@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ..http2 import ErrorCodes
+from ..http2 import Buffer, ErrorCodes
 from .errors import ConnectionClosedError, H2Error, StreamClosedError
 from .headers import Headers, HeadersArg, encode_headers, validate_outbound
 from .lifecycle import StreamLifecycle
@@ -22,6 +22,14 @@ from .stream_state import StreamState
 from .streams import StreamTable
 
 BytesLike = bytes | bytearray | memoryview
+
+
+def _byte_view(data: BytesLike) -> memoryview:
+    """A flat view of bytes over any buffer (no copy)."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
 
 
 class StreamContext:
@@ -70,12 +78,39 @@ class Stream(StreamState):
         finally:
             self._context.table.release_if_consumed(self)
 
+    async def read_chunk(self) -> Buffer:
+        """The next chunk of body data as received; ``b""`` at the end of the stream.
+
+        Large chunks are read-only memoryviews of what the connection read:
+        no copy is made (``read()`` returns ``bytes``, copying them).
+        """
+        try:
+            while not self.chunks:
+                self.raise_error()
+                if self.ended_remote:
+                    self.end_seen = True
+                    return b""
+                await self.wait(self._context.loop)
+            self.raise_error()
+            chunk = self.chunks.popleft()
+            size = len(chunk)
+            self.buffered -= size
+            self._context.lifecycle.credit(self, min(size, self.unacked))
+            if self.ended_remote and not self.buffered:
+                self.end_seen = True
+            return chunk
+        finally:
+            self._context.table.release_if_consumed(self)
+
     async def read(self, size: int | None = None) -> bytes:
         """Read body data (see :meth:`Connection.read_stream` for ``size``).
 
         Reading returns window credit to the peer: data not read is not
         acknowledged, which is what holds a fast sender back.
         """
+        if size is None:
+            chunk = await self.read_chunk()
+            return chunk if type(chunk) is bytes else bytes(chunk)
         lifecycle = self._context.lifecycle
         try:
             if size == 0:
@@ -83,11 +118,7 @@ class Stream(StreamState):
                 return b""
             while True:
                 self.raise_error()
-                if size is None:
-                    if self.chunks:
-                        data = self.take_chunk()
-                        break
-                elif size < 0:
+                if size < 0:
                     if self.ended_remote:
                         data = self.take(-1) if self.buffered else b""
                         break
@@ -97,10 +128,9 @@ class Stream(StreamState):
                 if self.ended_remote:
                     data = b""
                     break
-                if size is not None:
-                    # The caller wants more than one window may hold: credit
-                    # what is buffered now so the peer can send the rest.
-                    lifecycle.credit(self, self.unacked)
+                # The caller wants more than one window may hold: credit
+                # what is buffered now so the peer can send the rest.
+                lifecycle.credit(self, self.unacked)
                 await self.wait(self._context.loop)
             if data:
                 lifecycle.credit(self, min(len(data), self.unacked))
@@ -140,25 +170,30 @@ class Stream(StreamState):
         validate_outbound(wire, "response")
         self._context.sender.send_headers(self, wire, end_stream)
 
-    async def send_data(self, data: BytesLike, end_stream: bool = False) -> None:
+    async def send_data(self, data: BytesLike | list[BytesLike], end_stream: bool = False) -> None:
         """Send ``data``, waiting while flow control says stop.
 
-        Returns once every byte has been handed to the HTTP/2 engine. If the
-        call is cancelled while it waits, the rest of the data is dropped and
-        the stream is reset with CANCEL, since the peer would otherwise see a
-        truncated body as a complete one.
+        ``data`` may be a list of buffers, sent as if joined but without
+        joining them (a message's prefix and its body). Returns once every
+        byte has been handed to the HTTP/2 engine. If the call is cancelled
+        while it waits, the rest of the data is dropped and the stream is
+        reset with CANCEL, since the peer would otherwise see a truncated
+        body as a complete one.
         """
         self._check_sendable()
-        view = memoryview(data)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        parts = [_byte_view(part) for part in data] if type(data) is list else None
         if end_stream:
             self.end_queued = True
         sender = self._context.sender
-        if sender.try_send_now(self, view, end_stream):
+        if parts is None:
+            view = _byte_view(data)  # type: ignore[arg-type]
+            if sender.try_send_now(self, view, len(view), end_stream):
+                return
+            parts = [view]
+        elif sender.try_send_now(self, parts, sum(map(len, parts)), end_stream):
             return
         waiter: asyncio.Future[None] = self._context.loop.create_future()
-        sender.queue_data(self, view, end_stream, waiter)
+        sender.queue_data(self, parts, end_stream, waiter)
         await self._wait_sent(waiter)
 
     async def send_trailers(self, headers: HeadersArg) -> None:

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class OutboundItem:
     """Data (and/or an end of stream, or trailers) queued behind a stream's window.
 
-    ``waiter`` is resolved when the last byte has been handed to h2, which is
-    when the ``send_data`` call that queued it returns.
+    ``waiter`` is resolved when the last byte has been handed to the engine,
+    which is when the ``send_data`` call that queued it returns (None for
+    the leading parts of a multi-part send: only its last part has one).
     """
 
     __slots__ = ("end_stream", "offset", "trailers", "view", "waiter")
@@ -34,7 +35,7 @@ class OutboundItem:
         self,
         view: memoryview,
         end_stream: bool,
-        waiter: asyncio.Future[None],
+        waiter: asyncio.Future[None] | None,
         trailers: WireHeaders | None = None,
     ) -> None:
         self.view = view
@@ -210,9 +211,9 @@ class StreamState:
 
     def fail_outbound(self, error: BaseException) -> None:
         while self.outbound:
-            item = self.outbound.popleft()
-            if not item.waiter.done():
-                item.waiter.set_exception(error)
+            waiter = self.outbound.popleft().waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
                 # The sender has seen it once it was woken with it; avoid
                 # "exception never retrieved" noise for senders that gave up.
-                item.waiter.exception()
+                waiter.exception()

@@ -83,24 +83,53 @@ def frame_header(length: int, frame_type: int, flags: int, stream_id: int) -> by
 
 
 def data_frames(
-    stream_id: int, payload: Buffer, end_stream: bool, max_frame_size: int
+    stream_id: int, payload: Buffer | list[Buffer], end_stream: bool, max_frame_size: int
 ) -> list[Buffer]:
-    """DATA frames carrying ``payload``: alternating headers and payload views."""
-    total = len(payload)
-    if total <= max_frame_size:
-        header = HEADER.pack(
-            total >> 16, total & 0xFFFF, DATA, FLAG_END_STREAM if end_stream else 0, stream_id
-        )
-        return [header, payload] if total else [header]
-    view = memoryview(payload)
+    """DATA frames carrying ``payload``, as alternating frame headers and payload pieces.
+
+    ``payload`` is one buffer, or a list of buffers sent as if concatenated
+    (a gRPC message's 5-byte prefix and its body): nothing is copied, the
+    pieces are views of the caller's buffers. A payload larger than
+    ``max_frame_size`` is cut into frames of equal size, not into full frames
+    and a small tail, so that no frame pays its overhead for a few bytes.
+    """
+    if type(payload) is list:
+        parts: list[Buffer] = payload
+        total = sum(map(len, parts))
+    else:
+        single: Buffer = payload  # type: ignore[assignment]
+        total = len(single)
+        if total <= max_frame_size:
+            flags = FLAG_END_STREAM if end_stream else 0
+            header = HEADER.pack(total >> 16, total & 0xFFFF, DATA, flags, stream_id)
+            return [header, single] if total else [header]
+        parts = [single]
+    if not total:
+        return [HEADER.pack(0, 0, DATA, FLAG_END_STREAM if end_stream else 0, stream_id)]
+    count = -(-total // max_frame_size)
+    frame_size = -(-total // count)
     out: list[Buffer] = []
-    for start in range(0, total, max_frame_size):
-        chunk = view[start : start + max_frame_size]
-        size = len(chunk)
-        last = start + size >= total
-        flags = FLAG_END_STREAM if end_stream and last else 0
+    pieces = iter([part for part in parts if len(part)])
+    part = next(pieces)
+    offset = 0
+    remaining = total
+    while remaining:
+        size = min(frame_size, remaining)
+        remaining -= size
+        flags = FLAG_END_STREAM if end_stream and not remaining else 0
         out.append(HEADER.pack(size >> 16, size & 0xFFFF, DATA, flags, stream_id))
-        out.append(chunk)
+        while size:
+            left = len(part) - offset
+            if left <= size:
+                out.append(memoryview(part)[offset:] if offset else part)
+                size -= left
+                offset = 0
+                if remaining or size:
+                    part = next(pieces)
+            else:
+                out.append(memoryview(part)[offset : offset + size])
+                offset += size
+                size = 0
     return out
 
 

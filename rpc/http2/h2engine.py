@@ -350,16 +350,20 @@ class H2Engine:
         if end_stream:
             self._forget_if_closed(stream_id)
 
-    def send_data(self, stream_id: int, data: Buffer, end_stream: bool = False) -> None:
+    def send_data(
+        self, stream_id: int, data: Buffer | list[Buffer], end_stream: bool = False
+    ) -> None:
         if self._sending_stream(stream_id) is None:
             raise StreamStateError(f"stream {stream_id} cannot send data")
-        size = len(data)
+        # A list is joined: the reference engine, not the fast path.
+        payload = b"".join(data) if isinstance(data, list) else data
+        size = len(payload)
         if size > self.send_window(stream_id):
             raise StreamStateError(
                 f"{size} bytes exceed the send window of stream {stream_id}"
                 f" ({self.send_window(stream_id)})"
             )
-        view = memoryview(data)
+        view = memoryview(payload)
         frame_size = self._h2.max_outbound_frame_size
         with _stream_state_errors(stream_id):
             for offset in range(0, size, frame_size):

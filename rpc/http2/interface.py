@@ -153,11 +153,15 @@ class Engine(Protocol):
         answers a request, or sends trailers (``end_stream`` must then be True).
         Raises :class:`StreamStateError` when the stream cannot send headers."""
 
-    def send_data(self, stream_id: int, data: Buffer, end_stream: bool = False) -> None:
+    def send_data(
+        self, stream_id: int, data: Buffer | list[Buffer], end_stream: bool = False
+    ) -> None:
         """Queue DATA, split into frames of at most ``max_outbound_frame_size``.
 
-        ``len(data)`` must not exceed ``send_window(stream_id)`` (the owner
-        schedules; the engine only frames). Empty data with ``end_stream``
+        ``data`` is one buffer or a list of buffers sent as if concatenated
+        (a message's prefix and body, without joining them). Its length must
+        not exceed ``send_window(stream_id)`` (the owner schedules; the engine
+        only frames). Empty data with ``end_stream``
         sends an empty END_STREAM frame. The payload is not copied: the
         caller must not modify it until it has been written.
         Raises :class:`StreamStateError` when the stream cannot send data.

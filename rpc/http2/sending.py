@@ -66,11 +66,13 @@ class FrameSender(EngineCore):
         if end_stream:
             self._end_local(stream)
 
-    def send_data(self, stream_id: int, data: Buffer, end_stream: bool = False) -> None:
+    def send_data(
+        self, stream_id: int, data: Buffer | list[Buffer], end_stream: bool = False
+    ) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.state not in LOCAL_OPEN or not stream.local_final_sent:
             raise StreamStateError(f"stream {stream_id} cannot send data")
-        size = len(data)
+        size = sum(map(len, data)) if type(data) is list else len(data)
         if size:
             window = stream.send_window
             if size > window.available or size > self._send_window.available:

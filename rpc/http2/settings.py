@@ -80,8 +80,10 @@ class ConnectionSettings:
 
     max_concurrent_streams: int | None = None
     """Streams the peer may open at once (None: no limit advertised)."""
-    stream_window_size: int = 1 << 20
-    """Initial inbound window of every stream: the most one stream buffers unread."""
+    stream_window_size: int = (4 << 20) + (64 << 10)
+    """Initial inbound window of every stream: the most one stream buffers unread.
+    A 4 MiB message (gRPC's default size limit) and its prefix fit in it, so
+    one never waits for a WINDOW_UPDATE half-way."""
     connection_window_size: int = 16 << 20
     """Inbound window of the whole connection: the most all streams buffer together."""
     max_frame_size: int = 256 << 10

@@ -47,13 +47,14 @@ def test_large_body_is_split_and_large_frames_arrive_as_memoryviews() -> None:
     sid = pair.client.next_stream_id()
     pair.client.send_headers(sid, REQUEST)
     body = bytes(range(256)) * 1024  # 256 KiB, one frame at the peer's 256 KiB maximum
-    assert pair.client.send_window(sid) == 1 << 20
+    assert pair.client.send_window(sid) == ConnectionSettings().stream_window_size
     pair.client.send_data(sid, body + b"tail", end_stream=True)
     pair.pump()
     data = pair.server_events.of("data")
-    assert [len(event[2]) for event in data] == [256 << 10, 4]
+    # Two equal frames, not a full one and a 4-byte tail.
+    assert [len(event[2]) for event in data] == [(256 << 10) // 2 + 2] * 2
     assert b"".join(event[2] for event in data) == body + b"tail"
-    assert data[0][4] is memoryview and data[1][4] is bytes
+    assert data[0][4] is memoryview and data[1][4] is memoryview
 
 
 def test_flow_control_credit_returns_only_when_acknowledged() -> None:
@@ -135,7 +136,8 @@ def test_send_rules_are_enforced_before_anything_is_queued() -> None:
     with pytest.raises(StreamStateError):
         pair.client.send_headers(sid, TRAILERS)  # trailers must end the stream
     with pytest.raises(StreamStateError):
-        pair.client.send_data(sid, b"x" * (2 << 20))  # beyond the window
+        window = pair.client.send_window(sid)
+        pair.client.send_data(sid, b"x" * (window + 1))  # beyond the window
     pair.client.send_data(sid, b"", end_stream=True)
     with pytest.raises(StreamStateError):
         pair.client.send_data(sid, b"x")
@@ -147,7 +149,8 @@ def test_initial_window_change_applies_to_open_streams() -> None:
     pair.client.send_headers(sid, REQUEST)
     pair.pump()
     before = pair.client.send_window(sid)
-    pair.client.receive(settings_frame({SettingCodes.INITIAL_WINDOW_SIZE: (1 << 20) + 100}))
+    initial = ConnectionSettings().stream_window_size
+    pair.client.receive(settings_frame({SettingCodes.INITIAL_WINDOW_SIZE: initial + 100}))
     assert pair.client.send_window(sid) == before + 100
     assert ("window", 0) in pair.client_events.events
 

@@ -26,6 +26,29 @@ def test_data_frames_split_without_copying() -> None:
     assert f.data_frames(1, b"", True, 100) == [f.frame_header(0, f.DATA, 1, 1)]
 
 
+def test_data_frames_cut_evenly_with_no_small_tail() -> None:
+    payload = bytes(range(256)) * 4 + b"x"  # 1,025 bytes in frames of at most 512
+    out = f.data_frames(1, payload, False, 512)
+    assert [len(part) for part in out[1::2]] == [342, 342, 341]
+    assert b"".join(bytes(part) for part in out[1::2]) == payload
+
+
+def test_data_frames_of_parts_span_the_parts_without_joining_them() -> None:
+    prefix, body = b"\x00\x00\x00\x00\x0a", bytearray(b"0123456789")
+    out = f.data_frames(7, [prefix, body], True, 6)
+    headers = [f.parse_header(bytes(h)) for h in out if len(h) == f.FRAME_HEADER_SIZE]
+    assert [(length, flags) for length, _, flags, _ in headers] == [
+        (5, 0), (5, 0), (5, f.FLAG_END_STREAM)
+    ]
+    frames = [part for part in out if len(part) != f.FRAME_HEADER_SIZE]
+    assert b"".join(bytes(part) for part in frames) == prefix + body
+    assert frames[0] is prefix  # whole parts go out as they are
+    body[0] = ord("z")
+    assert b"z" in b"".join(bytes(part) for part in frames)  # views, not copies
+    one = f.data_frames(3, [prefix, b"ab"], False, 100)
+    assert f.parse_header(bytes(one[0]))[0] == 7 and one[1:] == [prefix, b"ab"]
+
+
 def test_headers_frames_use_continuation_when_needed() -> None:
     data = f.headers_frames(5, b"x" * 10, True, 4)
     frames_ = []
