@@ -20,7 +20,7 @@ from .interface import Buffer, Engine, EventHandler
 from .settings import ConnectionSettings, Limits, Rate, SettingCodes
 
 ENGINES = ("native", "h2")
-DEFAULT_ENGINE = "h2"
+DEFAULT_ENGINE = "native"
 ENGINE_VARIABLE = "H2RPC_ENGINE"
 
 
@@ -42,7 +42,14 @@ def new_engine(
 ) -> Engine:
     """A new engine for one connection (see :func:`engine_name` for ``name``)."""
     if engine_name(name) == "h2":
-        from .h2engine import H2Engine
+        try:
+            from .h2engine import H2Engine
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("h2", "hyperframe", "hpack"):
+                raise
+            raise ModuleNotFoundError(
+                "the h2 engine needs the h2 package: pip install 'h2rpc[h2]'", name=exc.name
+            ) from exc
 
         return H2Engine(client_side=client_side, settings=settings, handler=handler, clock=clock)
     from .engine import NativeEngine

@@ -22,8 +22,9 @@ Where this engine differs from the interface's docstrings (documented, not bugs)
   and ``settings_frames`` buckets, ``max_continuation_frames`` and
   ``max_header_block_size`` (h2 has a fixed cap of 64 CONTINUATION frames and
   enforces ``max_header_list_size`` while decoding with hpack),
-  ``max_closed_streams_remembered`` (h2 remembers 65536), and the timed ones
-  (``handshake_timeout``; ``clock`` is accepted and unused).
+  ``max_closed_streams_remembered`` (h2 remembers 65536); ``clock`` is
+  accepted and unused. (``handshake_timeout`` and ``max_write_backlog`` are
+  enforced by the core, on both engines.)
 * A DATA length that contradicts ``content-length`` is a connection error in h2
   (GOAWAY(PROTOCOL_ERROR)), not a stream error.
 * A header block larger than ``max_header_list_size`` is a connection error in
