@@ -1,12 +1,10 @@
 """h2rpc: an asyncio HTTP/2 core (:mod:`rpc.core`) and a gRPC-compatible RPC framework.
 
-Layers, bottom up: h2 (frames and protocol state) -> :mod:`rpc.core` (HTTP/2
-connections and streams on asyncio) -> :mod:`rpc.protocol` (gRPC call
+Layers, bottom up: :mod:`rpc.http2` (sans-I/O HTTP/2 engines: frames and
+protocol state) -> :mod:`rpc.core` (HTTP/2 connections and streams on asyncio) -> :mod:`rpc.protocol` (gRPC call
 semantics: status, metadata, timeouts, framing, compression; pure) ->
 :class:`Server` and :class:`Channel` -> generated stubs.
 """
-
-__version__ = "0.1.0"
 
 from .channel import (
     Call,
@@ -22,6 +20,7 @@ from .methods import Method, MethodKind
 from .protocol.metadata import Metadata
 from .protocol.status import RpcError, StatusCode
 from .server import Server, ServerContext, unimplemented_stream
+from .version import __version__
 
 __all__ = [
     "BackoffConfig",

@@ -15,7 +15,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
-from . import __version__, core
+from . import core
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
 from .deadlines import resolve_deadline
 from .http2 import ErrorCodes
@@ -39,6 +39,7 @@ from .protocol.status import (
     status_from_rst,
 )
 from .protocol.timeout import encode_timeout
+from .version import __version__
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 

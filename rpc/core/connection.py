@@ -47,6 +47,7 @@ from .lifecycle import StreamLifecycle
 from .lifetime import LifetimeTimers
 from .sender import Sender
 from .stream import Stream, StreamContext
+from .stream_state import StreamState
 from .streams import StreamTable
 from .writer import Writer
 
@@ -128,8 +129,8 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             table,
             self._sender,
             self._writer,
-            admission,
             client_side=client_side,
+            on_slot_freed=admission.wake_slot_waiter,
             on_idle=self._on_idle,
         )
         self._context = StreamContext(loop, table, self._sender, self._lifecycle, self._prioritize)
@@ -460,7 +461,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     def _on_goaway(self, error: ConnectionClosedError) -> None:
         self._closing.on_goaway(error)
 
-    def _on_local_end(self, stream: Stream) -> None:
+    def _on_local_end(self, stream: StreamState) -> None:
         self._lifecycle.local_end_sent(stream)
 
     def _on_peer_dead(self, timeout: float) -> None:
@@ -504,11 +505,13 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             limit = min(limit, STREAMS_BEFORE_PEER_SETTINGS)
         return limit
 
+    # Every stream in the table is a Stream: the connection makes them all.
+
     def _stream(self, stream_id: int) -> Stream:
-        return self._table.lookup(stream_id, self._closed_error)
+        return cast(Stream, self._table.lookup(stream_id, self._closed_error))
 
     def _find_stream(self, stream_id: int) -> Stream | None:
-        return self._table.find(stream_id)
+        return cast("Stream | None", self._table.find(stream_id))
 
     def _raise_if_closed(self, *, allow_goaway: bool = False) -> None:
         if self._closed_error is not None:

@@ -9,23 +9,19 @@ application has not seen all it holds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..http2 import Engine, ErrorCodes
-from .admission import Admission
 from .errors import H2Error, StreamClosedError, StreamResetError
 from .sender import Sender
+from .stream_state import StreamState
 from .streams import StreamTable
 from .writer import Writer
-
-if TYPE_CHECKING:
-    from .stream import Stream
 
 
 class StreamLifecycle:
     """Closes streams and returns what they held: slots, window credit, memory."""
 
-    __slots__ = ("_admission", "_engine", "_on_idle", "_sender", "_table", "_writer",
+    __slots__ = ("_engine", "_on_idle", "_on_slot_freed", "_sender", "_table", "_writer",
                  "client_side", "live")
 
     def __init__(
@@ -34,23 +30,24 @@ class StreamLifecycle:
         table: StreamTable,
         sender: Sender,
         writer: Writer,
-        admission: Admission,
         *,
         client_side: bool,
+        on_slot_freed: Callable[[], None],
         on_idle: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._table = table
         self._sender = sender
         self._writer = writer
-        self._admission = admission
+        self._on_slot_freed = on_slot_freed
+        """Called when a stream we opened closes: someone may open the next."""
         self._on_idle = on_idle
         """Called when the last open stream closes."""
         self.client_side = client_side
         self.live = True
         """False once the connection is gone: nothing is sent any more."""
 
-    def local_end_sent(self, stream: Stream) -> None:
+    def local_end_sent(self, stream: StreamState) -> None:
         """END_STREAM is in the engine's hands."""
         if stream.ended_remote:
             self.closed(stream)
@@ -62,24 +59,24 @@ class StreamLifecycle:
             stream.error_seen = True
             self.reset(stream, ErrorCodes.NO_ERROR)
 
-    def remote_end(self, stream: Stream) -> None:
+    def remote_end(self, stream: StreamState) -> None:
         """The peer ended its side (END_STREAM received)."""
         stream.ended_remote = True
         stream.wake()
         if stream.ended_local:
             self.closed(stream)
 
-    def reset(self, stream: Stream, error_code: int) -> None:
+    def reset(self, stream: StreamState, error_code: int) -> None:
         """Reset by us: RST_STREAM out, every waiter fails."""
         self._engine.send_reset(stream.id, error_code)
         self.fail(stream, StreamResetError(stream.id, error_code, remote=False))
         self._writer.sent()
 
-    def fail(self, stream: Stream, error: H2Error) -> None:
+    def fail(self, stream: StreamState, error: H2Error) -> None:
         stream.fail(error)
         self.closed(stream)
 
-    def closed(self, stream: Stream) -> None:
+    def closed(self, stream: StreamState) -> None:
         """The stream is closed on the wire: free its slot, window credit and state."""
         stream_id = stream.id
         table = self._table
@@ -101,11 +98,11 @@ class StreamLifecycle:
         local = table.is_local(stream_id)
         table.remove(stream)
         if local:
-            self._admission.wake_slot_waiter()
+            self._on_slot_freed()
         if not table.open:
             self._on_idle()
 
-    def credit(self, stream: Stream, nbytes: int) -> None:
+    def credit(self, stream: StreamState, nbytes: int) -> None:
         """Return ``nbytes`` of window credit for data of this stream."""
         if nbytes <= 0:
             return

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..http2 import Engine, WireHeaders
 from .scheduler import PriorityScheduler
-from .stream_state import OutboundItem
+from .stream_state import OutboundItem, StreamState
 from .streams import StreamTable
 from .writer import FLUSH_THRESHOLD, Writer
-
-if TYPE_CHECKING:
-    from .stream import Stream
 
 
 class Sender:
@@ -37,7 +33,7 @@ class Sender:
         table: StreamTable,
         *,
         on_traffic: Callable[[], None],
-        on_local_end: Callable[[Stream], None],
+        on_local_end: Callable[[StreamState], None],
     ) -> None:
         self._engine = engine
         self._writer = writer
@@ -52,7 +48,7 @@ class Sender:
 
     # --- headers -----------------------------------------------------------
 
-    def send_headers(self, stream: Stream, wire: WireHeaders, end_stream: bool) -> None:
+    def send_headers(self, stream: StreamState, wire: WireHeaders, end_stream: bool) -> None:
         self._engine.send_headers(stream.id, wire, end_stream)
         self._on_traffic()
         if end_stream:
@@ -61,7 +57,7 @@ class Sender:
         self._writer.sent()
 
     def queue_trailers(
-        self, stream: Stream, wire: WireHeaders, waiter: asyncio.Future[None]
+        self, stream: StreamState, wire: WireHeaders, waiter: asyncio.Future[None]
     ) -> None:
         """Trailers behind data still queued: they leave right after it."""
         stream.outbound.append(OutboundItem(memoryview(b""), True, waiter, trailers=wire))
@@ -69,7 +65,7 @@ class Sender:
     # --- data --------------------------------------------------------------
 
     def try_send_now(
-        self, stream: Stream, data: memoryview | list[memoryview], total: int, end_stream: bool
+        self, stream: StreamState, data: memoryview | list[memoryview], total: int, end_stream: bool
     ) -> bool:
         """Send all of ``data`` (``total`` bytes) at once if nothing waits and the
         windows allow; False, sending nothing, otherwise."""
@@ -86,7 +82,7 @@ class Sender:
 
     def queue_data(
         self,
-        stream: Stream,
+        stream: StreamState,
         parts: list[memoryview],
         end_stream: bool,
         waiter: asyncio.Future[None],
@@ -147,7 +143,7 @@ class Sender:
             self._on_traffic()
         writer.flush()
 
-    def _send_windowless_items(self, stream: Stream) -> None:
+    def _send_windowless_items(self, stream: StreamState) -> None:
         """Send the queued items at the head that carry no data (trailers, bare END_STREAM).
 
         They need no window, so they go out as soon as the data queued before
@@ -163,14 +159,14 @@ class Sender:
                 self._engine.send_data(stream.id, b"", item.end_stream)
             self._complete(stream, item)
 
-    def _complete(self, stream: Stream, item: OutboundItem) -> None:
+    def _complete(self, stream: StreamState, item: OutboundItem) -> None:
         waiter = item.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if item.end_stream:
             self._local_end(stream)
 
-    def _local_end(self, stream: Stream) -> None:
+    def _local_end(self, stream: StreamState) -> None:
         stream.ended_local = True
         self._writer.stream_ended()
         self._on_local_end(stream)

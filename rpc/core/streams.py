@@ -1,6 +1,6 @@
 """The connection's streams: who is open, who is kept for the application, how many.
 
-:class:`StreamTable` owns every :class:`~rpc.core.stream.Stream` of one
+:class:`StreamTable` owns every :class:`~rpc.core.stream.StreamState` of one
 connection. A stream is *open* from its HEADERS until it is closed on the
 wire; a closed stream is *retained* until the application has seen all it
 holds (unread data, headers, trailers, an error). Nothing else keeps
@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from .errors import ConnectionClosedError, StreamClosedError
-
-if TYPE_CHECKING:
-    from .stream import Stream
+from .stream_state import StreamState
 
 MAX_RETAINED_STREAMS = 1000
 """Closed streams kept only because the application has not read all they got."""
@@ -29,8 +26,8 @@ class StreamTable:
 
     def __init__(self, *, client_side: bool) -> None:
         self._client_side = client_side
-        self.open: dict[int, Stream] = {}
-        self.retained: OrderedDict[int, Stream] = OrderedDict()
+        self.open: dict[int, StreamState] = {}
+        self.retained: OrderedDict[int, StreamState] = OrderedDict()
         self.open_local = 0
         """Open streams we initiated (what the peer's MAX_CONCURRENT_STREAMS counts)."""
         self.open_remote = 0
@@ -38,29 +35,29 @@ class StreamTable:
     def __len__(self) -> int:
         return len(self.open)
 
-    def __iter__(self) -> Iterator[Stream]:
+    def __iter__(self) -> Iterator[StreamState]:
         return iter(list(self.open.values()))
 
     def is_local(self, stream_id: int) -> bool:
         """True for a stream this endpoint opened (odd ids are the client's)."""
         return (stream_id % 2 == 1) == self._client_side
 
-    def add(self, stream: Stream) -> None:
+    def add(self, stream: StreamState) -> None:
         self.open[stream.id] = stream
         if self.is_local(stream.id):
             self.open_local += 1
         else:
             self.open_remote += 1
 
-    def get(self, stream_id: int) -> Stream | None:
+    def get(self, stream_id: int) -> StreamState | None:
         """An open stream, or None."""
         return self.open.get(stream_id)
 
-    def find(self, stream_id: int) -> Stream | None:
+    def find(self, stream_id: int) -> StreamState | None:
         """An open or retained stream, or None."""
         return self.open.get(stream_id) or self.retained.get(stream_id)
 
-    def lookup(self, stream_id: int, closed_error: ConnectionClosedError | None) -> Stream:
+    def lookup(self, stream_id: int, closed_error: ConnectionClosedError | None) -> StreamState:
         """The stream the application names, or the error that explains its absence."""
         stream = self.find(stream_id)
         if stream is not None:
@@ -69,7 +66,7 @@ class StreamTable:
             raise closed_error
         raise StreamClosedError(stream_id, "unknown or closed stream")
 
-    def remove(self, stream: Stream) -> bool:
+    def remove(self, stream: StreamState) -> bool:
         """Take a stream out of the open set; False if it was not open."""
         if self.open.pop(stream.id, None) is None:
             return False
@@ -81,13 +78,13 @@ class StreamTable:
             self.retain(stream)
         return True
 
-    def remove_all(self) -> list[Stream]:
+    def remove_all(self) -> list[StreamState]:
         streams = list(self.open.values())
         for stream in streams:
             self.remove(stream)
         return streams
 
-    def retain(self, stream: Stream) -> None:
+    def retain(self, stream: StreamState) -> None:
         """Keep a closed stream until the application has seen all it holds.
 
         Streams with unread data are never dropped: their memory is bounded
@@ -102,9 +99,9 @@ class StreamTable:
             for stream_id in [sid for sid, s in retained.items() if not s.buffered][:excess]:
                 del retained[stream_id]
 
-    def release_if_consumed(self, stream: Stream) -> None:
+    def release_if_consumed(self, stream: StreamState) -> None:
         if stream.consumed and stream.id not in self.open:
             self.retained.pop(stream.id, None)
 
-    def forget_retained(self, stream_id: int) -> Stream | None:
+    def forget_retained(self, stream_id: int) -> StreamState | None:
         return self.retained.pop(stream_id, None)
