@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -14,24 +13,10 @@ import rpc.core
 from rpc.http2 import Limits
 
 
-def _native_missing() -> str | None:
-    try:
-        importlib.import_module("rpc.http2.engine")
-    except ImportError as exc:
-        return f"the native engine is not in this tree yet (import rpc.http2.engine: {exc})"
-    return None
-
-
-_MISSING = _native_missing()
-ENGINES = [
-    pytest.param("native", marks=pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")),
-    "h2",
-]
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def engine(http2_engine: str) -> str:
+    """The engine under attack: each of them in turn (``tests/conftest.py``)."""
+    return http2_engine
 
 
 def h2_lacks(request: pytest.FixtureRequest, engine: str, what: str) -> None:

@@ -1,8 +1,7 @@
 """Fixtures and the test peer for the sans-I/O engine tests.
 
 Every engine test runs against each engine of :data:`rpc.http2.ENGINES`
-(ids ``native`` and ``h2``); an engine whose module does not exist yet is
-skipped with a reason saying so, so the suite runs while the engines land.
+(ids ``native`` and ``h2``).
 A test (or one parametrization of it) where an engine's behaviour knowingly
 differs is marked ``@xfail_engine(h2="why")``: a strict xfail, so that the
 day the engine changes the test says so.
@@ -17,7 +16,6 @@ and the connection still serving a new stream).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -27,21 +25,6 @@ import rpc.http2
 from rpc.http2 import ConnectionSettings, ErrorCodes, ProtocolError, code_name
 
 from . import frames as fr
-
-ENGINE_MODULES = {"native": "rpc.http2.engine", "h2": "rpc.http2.h2engine"}
-
-
-def engine_missing(name: str) -> str | None:
-    """Why engine ``name`` cannot be used yet, or None if its module imports."""
-    module = ENGINE_MODULES[name]
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return f"engine {name!r} has not landed on this branch yet ({module} does not exist)"
-        raise
-    return None
-
 
 # --- per-engine expected failures ----------------------------------------------------------
 
@@ -74,9 +57,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(params=rpc.http2.ENGINES, ids=lambda name: name)
 def engine_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    reason = engine_missing(name)
-    if reason:
-        pytest.skip(reason)
     return name
 
 
@@ -471,7 +451,6 @@ __all__ = [
     "FakeClock",
     "Peer",
     "RecordingHandler",
-    "engine_missing",
     "open_client",
     "open_server",
     "xfail_engine",

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from . import frames as fr
 from . import fuzzing
-from .conftest import engine_missing
-
-missing = engine_missing("native") or engine_missing("h2")
-pytestmark = pytest.mark.skipif(bool(missing), reason=missing or "")
 
 QUICK = settings(
     max_examples=200,
