@@ -1,8 +1,9 @@
 """h2rpc: an asyncio HTTP/2 core (:mod:`rpc.core`) and a gRPC-compatible RPC framework.
 
 Layers, bottom up: :mod:`rpc.http2` (sans-I/O HTTP/2 engines: frames and
-protocol state) -> :mod:`rpc.core` (HTTP/2 connections and streams on asyncio) -> :mod:`rpc.protocol` (gRPC call
-semantics: status, metadata, timeouts, framing, compression; pure) ->
+protocol state) -> :mod:`rpc.core` (HTTP/2 connections and streams on
+asyncio) -> :mod:`rpc.protocol` (gRPC call semantics: status, metadata,
+timeouts, framing, compression; pure) ->
 :class:`Server` and :class:`Channel` -> generated stubs.
 """
 

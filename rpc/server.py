@@ -595,9 +595,12 @@ def start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     a handler that does not block answers before the loop turns, and its
     response leaves in the same write as everything else of this read.
     """
+    loop = asyncio.get_running_loop()
     if _EAGER_TASKS:
-        return asyncio.Task(coroutine, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-    return asyncio.get_running_loop().create_task(coroutine)
+        return asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+            coroutine, loop=loop, eager_start=True
+        )
+    return loop.create_task(coroutine)
 
 
 _EAGER_TASKS = sys.version_info >= (3, 12)

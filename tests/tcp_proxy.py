@@ -77,6 +77,8 @@ class TcpProxy:
         except (ConnectionError, OSError):
             pass
         finally:
+            # A black hole keeps the other side open (close() or cut() ends it):
+            # asyncio.Server.wait_closed() waits for every connection (3.12+).
             if not self.black_holed:
                 sink.transport.abort()
-            self._writers.discard(sink)
+                self._writers.discard(sink)
