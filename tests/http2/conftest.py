@@ -102,6 +102,8 @@ class RecordingHandler:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.unacknowledged: dict[int, int] = {}
+        self.data_types: list[type] = []
+        """The type of each ``data`` argument as given (bytes, or a memoryview)."""
 
     def on_request(self, stream_id: int, headers: Any, end_stream: bool) -> None:
         self.calls.append(("request", stream_id, list(headers), end_stream))
@@ -117,6 +119,7 @@ class RecordingHandler:
 
     def on_data(self, stream_id: int, data: Any, end_stream: bool) -> None:
         chunk = bytes(data)
+        self.data_types.append(type(data))
         self.calls.append(("data", stream_id, chunk, end_stream))
         if chunk:
             self.unacknowledged[stream_id] = self.unacknowledged.get(stream_id, 0) + len(chunk)
@@ -146,6 +149,14 @@ class RecordingHandler:
 
     def of(self, kind: str) -> list[Call]:
         return [c for c in self.calls if c[0] == kind]
+
+    def names(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+    def take(self) -> list[Call]:
+        """The calls so far, forgotten here."""
+        calls, self.calls = self.calls, []
+        return calls
 
     def streams(self, kind: str) -> list[int]:
         return [c[1] for c in self.calls if c[0] == kind]

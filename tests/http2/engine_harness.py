@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from hpack import Encoder
@@ -11,6 +10,8 @@ from rpc.http2 import frames
 from rpc.http2.engine import NativeEngine
 from rpc.http2.interface import Buffer
 from rpc.http2.settings import ConnectionSettings
+
+from .conftest import RecordingHandler
 
 REQUEST = [
     (b":method", b"POST"),
@@ -21,55 +22,6 @@ REQUEST = [
 ]
 RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 TRAILERS = [(b"grpc-status", b"0")]
-
-
-class Recorder:
-    """An EventHandler that records every call as a tuple."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def names(self) -> list[str]:
-        return [event[0] for event in self.events]
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [event for event in self.events if event[0] == name]
-
-    def on_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
-        self.events.append(("request", stream_id, list(headers), end))
-
-    def on_response(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
-        self.events.append(("response", stream_id, list(headers), end))
-
-    def on_informational(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.events.append(("informational", stream_id, list(headers)))
-
-    def on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.events.append(("trailers", stream_id, list(headers)))
-
-    def on_data(self, stream_id: int, data: Buffer, end_stream: bool) -> None:
-        self.events.append(("data", stream_id, bytes(data), end_stream, type(data)))
-
-    def on_stream_reset(self, stream_id: int, error_code: int, remote: bool) -> None:
-        self.events.append(("reset", stream_id, error_code, remote))
-
-    def on_window_opened(self, stream_id: int) -> None:
-        self.events.append(("window", stream_id))
-
-    def on_remote_settings(self, changed: Mapping[int, int]) -> None:
-        self.events.append(("settings", dict(changed)))
-
-    def on_ping(self, payload: bytes) -> None:
-        self.events.append(("ping", payload))
-
-    def on_ping_ack(self, payload: bytes) -> None:
-        self.events.append(("ping_ack", payload))
-
-    def on_priority(self, stream_id: int, weight: int) -> None:
-        self.events.append(("priority", stream_id, weight))
-
-    def on_goaway(self, error_code: int, last_stream_id: int, debug_data: bytes) -> None:
-        self.events.append(("goaway", error_code, last_stream_id, debug_data))
 
 
 def joined(buffers: list[Buffer]) -> bytes:
@@ -99,8 +51,8 @@ class Pair:
         client_settings: ConnectionSettings | None = None,
         server_settings: ConnectionSettings | None = None,
     ) -> None:
-        self.client_events = Recorder()
-        self.server_events = Recorder()
+        self.client_events = RecordingHandler()
+        self.server_events = RecordingHandler()
         self.client = NativeEngine(
             client_side=True,
             settings=client_settings or ConnectionSettings(),
@@ -133,11 +85,11 @@ class RawClient:
     """A server NativeEngine fed hand-made frames, its output parsed."""
 
     def __init__(self, settings: ConnectionSettings | None = None, **engine: Any) -> None:
-        self.events = Recorder()
+        self.calls = RecordingHandler()
         self.engine = NativeEngine(
             client_side=False,
             settings=settings or ConnectionSettings(),
-            handler=self.events,
+            handler=self.calls,
             **engine,
         )
         self.engine.initiate()

@@ -54,7 +54,7 @@ def test_large_body_is_split_and_large_frames_arrive_as_memoryviews() -> None:
     # Two equal frames, not a full one and a 4-byte tail.
     assert [len(event[2]) for event in data] == [(256 << 10) // 2 + 2] * 2
     assert b"".join(event[2] for event in data) == body + b"tail"
-    assert data[0][4] is memoryview and data[1][4] is memoryview
+    assert pair.server_events.data_types == [memoryview, memoryview]
 
 
 def test_flow_control_credit_returns_only_when_acknowledged() -> None:
@@ -70,7 +70,7 @@ def test_flow_control_credit_returns_only_when_acknowledged() -> None:
     pair.server.acknowledge_received(sid, 30_000)
     pair.pump()
     assert pair.client.send_window(sid) == 40_000
-    assert ("window", sid) in pair.client_events.events
+    assert ("window", sid) in pair.client_events.calls
 
 
 def test_peer_reset_reaches_the_handler() -> None:
@@ -152,7 +152,7 @@ def test_initial_window_change_applies_to_open_streams() -> None:
     initial = ConnectionSettings().stream_window_size
     pair.client.receive(settings_frame({SettingCodes.INITIAL_WINDOW_SIZE: initial + 100}))
     assert pair.client.send_window(sid) == before + 100
-    assert ("window", 0) in pair.client_events.events
+    assert ("window", 0) in pair.client_events.calls
 
 
 def test_pending_output_counts_queued_bytes() -> None:

@@ -9,7 +9,8 @@ import h2.events
 from rpc.http2 import ConnectionSettings, ErrorCodes
 from rpc.http2.engine import NativeEngine
 
-from .engine_harness import REQUEST, RESPONSE, TRAILERS, Recorder, joined
+from .conftest import RecordingHandler
+from .engine_harness import REQUEST, RESPONSE, TRAILERS, joined
 
 
 def h2_peer(client_side: bool) -> h2.connection.H2Connection:
@@ -44,7 +45,7 @@ def exchange(native: NativeEngine, peer: h2.connection.H2Connection) -> list[h2.
 
 
 def test_h2_client_against_native_server() -> None:
-    recorder = Recorder()
+    recorder = RecordingHandler()
     server = NativeEngine(client_side=False, settings=ConnectionSettings(), handler=recorder)
     server.initiate()
     client = h2_peer(client_side=True)
@@ -71,7 +72,7 @@ def test_h2_client_against_native_server() -> None:
 
 
 def test_native_client_against_h2_server() -> None:
-    recorder = Recorder()
+    recorder = RecordingHandler()
     client = NativeEngine(client_side=True, settings=ConnectionSettings(), handler=recorder)
     client.initiate()
     server = h2_peer(client_side=False)

@@ -11,10 +11,10 @@ from rpc.http2 import frames as f
 from rpc.http2.engine import NativeEngine
 from rpc.http2.settings import SettingCodes
 
+from .conftest import RecordingHandler
 from .engine_harness import (
     REQUEST,
     RawClient,
-    Recorder,
     frame,
     goaway_code,
     joined,
@@ -40,7 +40,9 @@ def expect_connection_error(raw: RawClient, data: bytes, code: int) -> None:
 
 
 def test_server_rejects_a_bad_preface() -> None:
-    engine = NativeEngine(client_side=False, settings=ConnectionSettings(), handler=Recorder())
+    engine = NativeEngine(
+        client_side=False, settings=ConnectionSettings(), handler=RecordingHandler()
+    )
     engine.receive(b"PRI * HTTP/2.0\r\n")  # a correct prefix: wait for more
     with pytest.raises(ProtocolError) as info:
         engine.receive(b"XX")
@@ -48,20 +50,24 @@ def test_server_rejects_a_bad_preface() -> None:
 
 
 def test_server_rejects_http1() -> None:
-    engine = NativeEngine(client_side=False, settings=ConnectionSettings(), handler=Recorder())
+    engine = NativeEngine(
+        client_side=False, settings=ConnectionSettings(), handler=RecordingHandler()
+    )
     with pytest.raises(ProtocolError):
         engine.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 
 
 def test_first_frame_must_be_settings() -> None:
-    engine = NativeEngine(client_side=False, settings=ConnectionSettings(), handler=Recorder())
+    engine = NativeEngine(
+        client_side=False, settings=ConnectionSettings(), handler=RecordingHandler()
+    )
     with pytest.raises(ProtocolError):
         engine.receive(f.CLIENT_MAGIC + f.ping_frame(b"12345678", ack=False))
     assert not engine.handshake_complete
 
 
 def test_preface_split_across_reads() -> None:
-    events = Recorder()
+    events = RecordingHandler()
     engine = NativeEngine(client_side=False, settings=ConnectionSettings(), handler=events)
     data = f.CLIENT_MAGIC + f.settings_frame({})
     for byte in data:
@@ -97,13 +103,13 @@ def test_settings_are_acked_and_unknown_ids_ignored() -> None:
     raw = RawClient()
     raw.send(frame(f.SETTINGS, 0, 0, struct.pack(">HLHL", 0x99, 7, 0x5, 20_000)))
     assert raw.output() == [(f.SETTINGS, f.FLAG_ACK, 0, b"")]
-    assert raw.events.of("settings")[-1] == ("settings", {SettingCodes.MAX_FRAME_SIZE: 20_000})
+    assert raw.calls.of("settings")[-1] == ("settings", {SettingCodes.MAX_FRAME_SIZE: 20_000})
     assert 0x99 not in raw.engine.remote_settings
     assert raw.engine.max_outbound_frame_size == 20_000
 
 
 def test_client_refuses_enable_push_from_server() -> None:
-    events = Recorder()
+    events = RecordingHandler()
     engine = NativeEngine(client_side=True, settings=ConnectionSettings(), handler=events)
     engine.initiate()
     with pytest.raises(ProtocolError):
@@ -164,7 +170,7 @@ def test_padding_is_stripped_and_credited_back_by_the_engine() -> None:
     raw.engine.receive(f.SETTINGS_ACK)
     raw.send(raw.headers(1))
     raw.send(frame(f.DATA, f.FLAG_PADDED, 1, bytes([60]) + b"abc" + b"\0" * 60))
-    assert raw.events.of("data")[0][1:4] == (1, b"abc", False)
+    assert raw.calls.of("data")[0][1:4] == (1, b"abc", False)
     out = raw.output()
     updates = {sid: struct.unpack(">L", p)[0] for t, _, sid, p in out if t == f.WINDOW_UPDATE}
     assert updates == {1: 61}  # the stream's padding (half its window): credited at once
@@ -196,7 +202,7 @@ def test_priority_on_an_idle_stream_does_not_open_it() -> None:
     raw.send(frame(f.PRIORITY, 0, 7, struct.pack(">LB", 0, 15)))
     assert raw.output() == []
     raw.send(raw.headers(3))  # a lower id is still usable
-    assert raw.events.of("request")[0][1] == 3
+    assert raw.calls.of("request")[0][1] == 3
 
 
 def test_priority_self_dependency_is_a_stream_error() -> None:
@@ -204,7 +210,7 @@ def test_priority_self_dependency_is_a_stream_error() -> None:
     raw.send(raw.headers(1))
     raw.send(frame(f.PRIORITY, 0, 1, struct.pack(">LB", 1, 15)))
     assert rst_codes(raw.output()) == {1: E.PROTOCOL_ERROR}
-    assert raw.events.of("reset") == [("reset", 1, E.PROTOCOL_ERROR, False)]
+    assert raw.calls.of("reset") == [("reset", 1, E.PROTOCOL_ERROR, False)]
 
 
 def test_priority_in_headers_is_reported() -> None:
@@ -212,7 +218,7 @@ def test_priority_in_headers_is_reported() -> None:
     block = struct.pack(">LB", 0x8000_0000, 255) + raw.block(REQUEST)
     raw.send(frame(f.HEADERS, EH | f.FLAG_PRIORITY, 1, block))
     raw.send(frame(f.PRIORITY, 0, 1, struct.pack(">LB", 0, 0)))
-    assert raw.events.of("priority") == [("priority", 1, 256), ("priority", 1, 1)]
+    assert raw.calls.of("priority") == [("priority", 1, 256), ("priority", 1, 1)]
 
 
 def test_data_after_end_stream_is_stream_closed() -> None:
@@ -220,7 +226,7 @@ def test_data_after_end_stream_is_stream_closed() -> None:
     raw.send(raw.headers(1, flags=EH | ES))
     raw.send(frame(f.DATA, 0, 1, b"late"))
     assert rst_codes(raw.output()) == {1: E.STREAM_CLOSED}
-    assert raw.events.of("reset")[0][2] == E.STREAM_CLOSED
+    assert raw.calls.of("reset")[0][2] == E.STREAM_CLOSED
 
 
 def test_frames_for_a_stream_we_reset_are_tolerated() -> None:
@@ -248,7 +254,7 @@ def test_rst_stream_from_peer_reaches_handler() -> None:
     raw = RawClient()
     raw.send(raw.headers(1))
     raw.send(frame(f.RST_STREAM, 0, 1, struct.pack(">L", E.CANCEL)))
-    assert raw.events.of("reset") == [("reset", 1, E.CANCEL, True)]
+    assert raw.calls.of("reset") == [("reset", 1, E.CANCEL, True)]
     # Later DATA on it is a stream error STREAM_CLOSED (RFC 9113 5.1, closed).
     raw.send(frame(f.DATA, 0, 1, b"x"))
     assert rst_codes(raw.output()) == {1: E.STREAM_CLOSED}
@@ -265,14 +271,14 @@ def test_unknown_frames_and_priority_update_are_ignored() -> None:
     raw.send(frame(0x10, 0, 0, b"\0\0\0\1u=1") + frame(0xEE, 0xFF, 3, b"junk"))
     assert raw.output() == []
     raw.send(raw.headers(1))
-    assert raw.events.of("request")
+    assert raw.calls.of("request")
 
 
 # --- concurrency ----------------------------------------------------------------
 
 
 def test_max_concurrent_streams_refuses_before_settings_ack() -> None:
-    events = Recorder()
+    events = RecordingHandler()
     engine = NativeEngine(
         client_side=False, settings=ConnectionSettings(max_concurrent_streams=1), handler=events
     )
@@ -299,7 +305,7 @@ def test_continuation_reassembly() -> None:
         + frame(f.CONTINUATION, 0, 1, block[3:6])
         + frame(f.CONTINUATION, EH, 1, block[6:])
     )
-    assert raw.events.of("request") == [("request", 1, REQUEST, True)]
+    assert raw.calls.of("request") == [("request", 1, REQUEST, True)]
 
 
 def test_frame_interleaved_in_a_header_block() -> None:
@@ -365,9 +371,9 @@ def test_malformed_requests_are_stream_errors_unseen_by_the_handler(
     raw = RawClient()
     raw.send(raw.headers(1, headers))
     assert rst_codes(raw.output()) == {1: E.PROTOCOL_ERROR}
-    assert raw.events.of("request") == []
+    assert raw.calls.of("request") == []
     raw.send(raw.headers(3))  # the connection lives on
-    assert raw.events.of("request")[0][1] == 3
+    assert raw.calls.of("request")[0][1] == 3
 
 
 def test_content_length_mismatch_is_a_stream_error() -> None:
@@ -377,7 +383,7 @@ def test_content_length_mismatch_is_a_stream_error() -> None:
     assert rst_codes(raw.output()) == {1: E.PROTOCOL_ERROR}
     raw.send(raw.headers(3, [*REQUEST, (b"content-length", b"3")]))
     raw.send(frame(f.DATA, ES, 3, b"abc"))
-    assert raw.events.of("data")[-1][1:4] == (3, b"abc", True)
+    assert raw.calls.of("data")[-1][1:4] == (3, b"abc", True)
 
 
 def test_trailers_must_end_the_stream() -> None:
@@ -385,7 +391,7 @@ def test_trailers_must_end_the_stream() -> None:
     raw.send(raw.headers(1))
     raw.send(raw.headers(1, [(b"x-trailer", b"1")], EH))
     assert rst_codes(raw.output()) == {1: E.PROTOCOL_ERROR}
-    assert raw.events.of("reset") == [("reset", 1, E.PROTOCOL_ERROR, False)]
+    assert raw.calls.of("reset") == [("reset", 1, E.PROTOCOL_ERROR, False)]
 
 
 def test_trailers_with_pseudo_headers_are_malformed() -> None:
@@ -408,7 +414,7 @@ def test_window_update_rules() -> None:
     assert rst_codes(raw.output()) == {3: E.FLOW_CONTROL_ERROR}
     raw.send(frame(f.WINDOW_UPDATE, 0, 0, struct.pack(">L", 10)))
     assert raw.engine.connection_send_window == 65_545
-    assert raw.events.of("window") == [("window", 0)]
+    assert raw.calls.of("window") == [("window", 0)]
     expect_connection_error(
         raw, frame(f.WINDOW_UPDATE, 0, 0, struct.pack(">L", 2**31 - 1)), E.FLOW_CONTROL_ERROR
     )
@@ -443,7 +449,7 @@ def test_data_beyond_the_connection_window() -> None:
 
 
 def test_smaller_stream_window_applies_only_after_ack() -> None:
-    events = Recorder()
+    events = RecordingHandler()
     engine = NativeEngine(
         client_side=False, settings=ConnectionSettings(stream_window_size=1000), handler=events
     )
@@ -465,12 +471,12 @@ def test_ping_is_acked() -> None:
     raw.send(frame(f.PING, 0, 0, b"abcdefgh"))
     assert raw.output() == [(f.PING, f.FLAG_ACK, 0, b"abcdefgh")]
     raw.send(frame(f.PING, f.FLAG_ACK, 0, b"12345678"))
-    assert raw.events.of("ping_ack") == [("ping_ack", b"12345678")]
+    assert raw.calls.of("ping_ack") == [("ping_ack", b"12345678")]
     assert raw.output() == []
 
 
 def test_goaway_received_forgets_our_streams_above_last() -> None:
-    events = Recorder()
+    events = RecordingHandler()
     client = NativeEngine(client_side=True, settings=ConnectionSettings(), handler=events)
     client.initiate()
     client.receive(f.settings_frame({}))
@@ -493,7 +499,7 @@ def test_goaway_last_stream_id_never_grows() -> None:
     assert lasts == [2**31 - 1, 1, 1]
     raw.send(raw.headers(3))
     assert rst_codes(raw.output()) == {3: E.REFUSED_STREAM}
-    assert [e[1] for e in raw.events.of("request")] == [1]
+    assert [e[1] for e in raw.calls.of("request")] == [1]
 
 
 # --- receive loop ----------------------------------------------------------------------
@@ -503,10 +509,10 @@ def test_frames_per_receive_are_bounded() -> None:
     raw = RawClient(ConnectionSettings(limits=Limits(max_frames_per_receive=3)))
     pings = b"".join(frame(f.PING, 0, 0, bytes([i]) * 8) for i in range(7))
     assert raw.send(pings) is True
-    assert len(raw.events.of("ping")) == 3
+    assert len(raw.calls.of("ping")) == 3
     assert raw.send(b"") is True
     assert raw.send(b"") is False
-    assert len(raw.events.of("ping")) == 7
+    assert len(raw.calls.of("ping")) == 7
 
 
 def test_frames_split_at_every_byte() -> None:
@@ -514,7 +520,7 @@ def test_frames_split_at_every_byte() -> None:
     data = raw.headers(1) + frame(f.DATA, ES, 1, b"hello")
     for byte in data:
         raw.send(bytes([byte]))
-    assert raw.events.of("data")[0][1:4] == (1, b"hello", True)
+    assert raw.calls.of("data")[0][1:4] == (1, b"hello", True)
 
 
 def test_control_frame_flood_is_cut() -> None:
@@ -538,7 +544,7 @@ def test_rapid_reset_is_cut() -> None:
     for sid in range(1, 11, 2):
         data += raw.headers(sid) + frame(f.RST_STREAM, 0, sid, b"\0\0\0\x08")
     raw.send(data)
-    assert len(raw.events.of("reset")) == 5
+    assert len(raw.calls.of("reset")) == 5
     expect_connection_error(
         raw, raw.headers(11) + frame(f.RST_STREAM, 0, 11, b"\0\0\0\x08"), E.ENHANCE_YOUR_CALM
     )

@@ -9,14 +9,14 @@ ACK, or after a GOAWAY). Where a frame the engines cannot produce is needed
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
 from rpc.http2 import ConnectionSettings, ErrorCodes, ProtocolError, StreamStateError
 from rpc.http2.h2engine import H2Engine
-from rpc.http2.interface import Buffer, Engine
+from rpc.http2.interface import Engine
+
+from .conftest import RecordingHandler
 
 REQUEST = [
     (b":method", b"POST"),
@@ -32,59 +32,9 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6
 END_STREAM, PADDED = 0x1, 0x8
 
 
-class Recorder:
-    """An EventHandler keeping every call as a tuple ``(method name, *args)``."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def take(self) -> list[tuple[Any, ...]]:
-        calls, self.calls = self.calls, []
-        return calls
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] == name]
-
-    def on_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
-        self.calls.append(("request", stream_id, headers, end))
-
-    def on_response(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
-        self.calls.append(("response", stream_id, headers, end))
-
-    def on_informational(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.calls.append(("informational", stream_id, headers))
-
-    def on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.calls.append(("trailers", stream_id, headers))
-
-    def on_data(self, stream_id: int, data: Buffer, end_stream: bool) -> None:
-        self.calls.append(("data", stream_id, bytes(data), end_stream))
-
-    def on_stream_reset(self, stream_id: int, error_code: int, remote: bool) -> None:
-        self.calls.append(("reset", stream_id, error_code, remote))
-
-    def on_window_opened(self, stream_id: int) -> None:
-        self.calls.append(("window", stream_id))
-
-    def on_remote_settings(self, changed: Mapping[int, int]) -> None:
-        self.calls.append(("settings", dict(changed)))
-
-    def on_ping(self, payload: bytes) -> None:
-        self.calls.append(("ping", payload))
-
-    def on_ping_ack(self, payload: bytes) -> None:
-        self.calls.append(("ping_ack", payload))
-
-    def on_priority(self, stream_id: int, weight: int) -> None:
-        self.calls.append(("priority", stream_id, weight))
-
-    def on_goaway(self, error_code: int, last_stream_id: int, debug_data: bytes) -> None:
-        self.calls.append(("goaway", error_code, last_stream_id, debug_data))
-
-
 class Side:
     def __init__(self, *, client_side: bool, settings: ConnectionSettings) -> None:
-        self.handler = Recorder()
+        self.handler = RecordingHandler()
         self.engine: Engine = H2Engine(
             client_side=client_side, settings=settings, handler=self.handler
         )
@@ -169,8 +119,8 @@ def test_handshake_exchanges_settings() -> None:
         dict(pair.server.engine.local_settings).items()
         >= server_settings.advertised(client_side=False).items()
     )
-    assert pair.client.handler.named("settings")
-    assert pair.server.handler.named("settings")
+    assert pair.client.handler.of("settings")
+    assert pair.server.handler.of("settings")
     assert pair.client.engine.max_outbound_frame_size == server_settings.max_frame_size
 
 
@@ -214,8 +164,8 @@ def test_input_cut_anywhere_gives_the_same_calls() -> None:
     stream_id = open_request(pair, b"x" * 100, end_stream=True)
     for byte in pair.client.output():
         pair.server.engine.receive(bytes([byte]))
-    assert pair.server.handler.named("request") == [("request", stream_id, REQUEST, False)]
-    assert pair.server.handler.named("data") == [("data", stream_id, b"x" * 100, True)]
+    assert pair.server.handler.of("request") == [("request", stream_id, REQUEST, False)]
+    assert pair.server.handler.of("data") == [("data", stream_id, b"x" * 100, True)]
 
 
 def test_padding_is_credited_by_the_engine() -> None:
@@ -270,7 +220,7 @@ def test_data_of_a_stream_reset_meanwhile_credits_the_connection() -> None:
     assert pair.server.engine.connection_send_window == 5_535
     pair.client.engine.send_reset(stream_id, ErrorCodes.CANCEL)
     pair.pump()
-    assert pair.client.handler.named("data") == []
+    assert pair.client.handler.of("data") == []
     assert pair.server.engine.connection_send_window == 65_535
 
 
@@ -279,7 +229,7 @@ def test_excess_streams_are_refused_before_the_settings_ack() -> None:
     first = open_request(pair)
     second = open_request(pair)
     pair.to_server()  # the client has not seen the server's SETTINGS yet
-    assert pair.server.handler.named("request") == [("request", first, REQUEST, False)]
+    assert pair.server.handler.of("request") == [("request", first, REQUEST, False)]
     sent = frames(pair.server.output())
     assert (RST_STREAM, 0, second, struct.pack(">I", ErrorCodes.REFUSED_STREAM)) in sent
     assert not [f for f in sent if f[0] == GOAWAY]
@@ -290,14 +240,14 @@ def test_refused_stream_is_reported_to_the_client_and_the_slot_reused() -> None:
     first = open_request(pair, end_stream=True)
     second = open_request(pair, end_stream=True)
     pair.pump()
-    assert pair.client.handler.named("reset") == [
+    assert pair.client.handler.of("reset") == [
         ("reset", second, ErrorCodes.REFUSED_STREAM, True)
     ]
     pair.server.engine.send_headers(first, RESPONSE, end_stream=True)
     pair.pump()
     third = open_request(pair, end_stream=True)
     pair.pump()
-    assert pair.server.handler.named("request") == [
+    assert pair.server.handler.of("request") == [
         ("request", first, REQUEST, True),
         ("request", third, REQUEST, True),
     ]
@@ -343,7 +293,7 @@ def test_server_goaway_lets_open_streams_finish_and_refuses_late_ones() -> None:
     pair.to_client()
     assert pair.client.handler.take() == [("goaway", ErrorCodes.NO_ERROR, first, b"bye")]
     pair.to_server()
-    assert [call[1] for call in pair.server.handler.named("request")] == [first]
+    assert [call[1] for call in pair.server.handler.of("request")] == [first]
     refusal = (RST_STREAM, 0, late, struct.pack(">I", ErrorCodes.REFUSED_STREAM))
     assert refusal in frames(pair.to_client())
     with pytest.raises(StreamStateError):
@@ -353,7 +303,7 @@ def test_server_goaway_lets_open_streams_finish_and_refuses_late_ones() -> None:
     pair.server.engine.send_headers(first, RESPONSE)
     pair.server.engine.send_headers(first, TRAILERS, end_stream=True)
     pair.pump()
-    assert pair.server.handler.named("data") == [("data", first, b"body", True)]
+    assert pair.server.handler.of("data") == [("data", first, b"body", True)]
     assert pair.client.handler.take() == [  # the late stream was forgotten at the GOAWAY
         ("response", first, RESPONSE, False),
         ("trailers", first, TRAILERS),
@@ -373,7 +323,7 @@ def test_received_goaway_forgets_our_streams_above_its_last_id() -> None:
         pair.client.engine.send_data(second, b"x")
     pair.client.engine.send_data(first, b"x", end_stream=True)
     pair.pump()
-    assert pair.server.handler.named("data") == [("data", first, b"x", True)]
+    assert pair.server.handler.of("data") == [("data", first, b"x", True)]
 
 
 def test_goaway_never_raises_its_last_stream_id() -> None:
@@ -384,7 +334,7 @@ def test_goaway_never_raises_its_last_stream_id() -> None:
     pair.server.engine.send_goaway(ErrorCodes.NO_ERROR, last_stream_id=1)
     pair.server.engine.send_goaway(ErrorCodes.NO_ERROR, last_stream_id=5)
     pair.to_client()
-    assert [call[2] for call in pair.client.handler.named("goaway")] == [2**31 - 1, 1, 1]
+    assert [call[2] for call in pair.client.handler.of("goaway")] == [2**31 - 1, 1, 1]
 
 
 def test_client_goaway_keeps_the_servers_queued_response() -> None:
