@@ -38,7 +38,13 @@ async def _exchange(
     conn = await rpc.core.open_connection("127.0.0.1", port)
     stream_id = await conn.start_request(headers)
     if body or end:
-        await conn.send_data(stream_id, body, end_stream=end)
+        try:
+            await conn.send_data(stream_id, body, end_stream=end)
+        except rpc.core.StreamResetError as exc:
+            # RFC 9113 8.1: the server answered before reading the whole body
+            # and asks us to stop sending; its response is still ours to read.
+            if not (exc.remote and exc.error_code == ErrorCodes.NO_ERROR):
+                raise
     response = dict(await conn.recv_response(stream_id))
     data = await conn.read_stream(stream_id, -1)
     trailers = dict(await conn.recv_trailers(stream_id))
