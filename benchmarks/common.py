@@ -24,6 +24,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROTO = HERE / "bench.proto"
 GENERATED = HERE / "_generated"
+# The tree whose ``rpc`` package is imported (default: this repository). Set it to
+# another checkout (a worktree of an older commit) to measure that code with these
+# benchmark programs; child processes inherit it.
+RPC_TREE = Path(os.environ.get("H2RPC_BENCH_TREE") or ROOT).resolve()
 HOST = "127.0.0.1"
 IMPLEMENTATIONS = ("h2rpc", "grpclib", "grpcio")
 
@@ -108,7 +112,7 @@ def generate_stubs() -> None:
 
 
 def _import(name: str) -> ModuleType:
-    for path in (str(ROOT), str(GENERATED)):
+    for path in (str(RPC_TREE), str(GENERATED)):
         if path not in sys.path:
             sys.path.insert(0, path)
     return importlib.import_module(name)
@@ -189,17 +193,26 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    port: int
+    pid: int
+    rpc: str  # the file of the ``rpc`` package the server imported, or "-"
+
+
 @contextlib.contextmanager
-def server_process(implementation: str) -> Iterator[tuple[int, int]]:
-    """A plain ``server.py`` process of one implementation: yields ``(port, pid)``."""
+def server_process(implementation: str, *options: str) -> Iterator[ServerProcess]:
+    """A ``server.py`` process of one implementation (``options``: more arguments
+    of server.py), stopped on exit."""
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), implementation],
+        [sys.executable, str(HERE / "server.py"), implementation, *options],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None
-        yield int(server.stdout.readline().split()[1]), server.pid
+        _, port, rpc = server.stdout.readline().split()
+        yield ServerProcess(int(port), server.pid, rpc)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -44,8 +44,8 @@ async def measure(
 
 
 def run_one(implementation: str, calls: int, samples: int) -> list[float]:
-    with common.server_process(implementation) as (port, pid):
-        return asyncio.run(measure(implementation, port, pid, calls, samples))
+    with common.server_process(implementation) as server:
+        return asyncio.run(measure(implementation, server.port, server.pid, calls, samples))
 
 
 def main() -> None:
