@@ -21,11 +21,42 @@ _BAD_NAME_CHARS = re.compile(rb"[\x00-\x20A-Z\x7f-\xff:]")
 _BAD_VALUE_CHARS = re.compile(rb"[\x00\r\n]")
 
 
+MAX_REMEMBERED_BLOCKS = 256
+"""Well-formed header blocks remembered, over all connections (see :func:`malformed`)."""
+
+MAX_REMEMBERED_BLOCK_SIZE = 1024
+"""Largest block (names and values) remembered."""
+
+_well_formed: set[tuple[str, bool, tuple[tuple[bytes, bytes], ...]]] = set()
+
+
 def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: bool) -> str | None:
     """Why a header block breaks RFC 9113 8.2-8.3, or None if it does not.
 
+    An RPC protocol sends the same small blocks over and over (the response
+    headers, ``grpc-status: 0`` trailers, a method's request headers), each
+    checked once per call in each direction: well-formed small blocks are
+    remembered, so checking one again is a set lookup. The set is bounded
+    (emptied when full): a peer sending ever new blocks costs no more than
+    the full check of each, and no memory.
+    """
+    block = tuple(headers)
+    key = (kind, inbound, block)
+    if key in _well_formed:
+        return None
+    reason = _check(block, kind, inbound=inbound)
+    if reason is None and sum(len(n) + len(v) for n, v in block) <= MAX_REMEMBERED_BLOCK_SIZE:
+        if len(_well_formed) >= MAX_REMEMBERED_BLOCKS:
+            _well_formed.clear()
+        _well_formed.add(key)
+    return reason
+
+
+def _check(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: bool) -> str | None:
+    """The RFC 9113 8.2-8.3 checks themselves (see :func:`malformed`).
+
     One pass, no allocation on the good path: it runs on every header block
-    both ways (h2's own checks are switched off; see ``h2setup``). ``kind`` is
+    both ways (hyper-h2's own checks are switched off in the h2 engine). ``kind`` is
     ``"request"``, ``"response"`` or ``"trailers"``. Outbound requests need
     only ``:method`` and ``:path`` (the core fills in ``:scheme`` and
     ``:authority``); inbound ones need ``:scheme`` too and an ``:authority``
