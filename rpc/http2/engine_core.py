@@ -120,7 +120,6 @@ class EngineCore:
         # permissive is always safe), smaller ones only from the ACK.
         self._send_window = SendWindow(DEFAULT_WINDOW_SIZE)
         self._recv_window = ReceiveWindow(settings.connection_window_size, DEFAULT_WINDOW_SIZE)
-        self._stream_window = settings.stream_window_size
         self._stream_window_available = max(settings.stream_window_size, DEFAULT_WINDOW_SIZE)
         self._peer_initial_window = DEFAULT_WINDOW_SIZE
         self._window_grew = False
@@ -153,7 +152,9 @@ class EngineCore:
             state,
             remote_initiated=remote,
             send_window=self._peer_initial_window,
-            recv_window=self._stream_window,
+            # The window the peer assumes now: on the ACK of our SETTINGS it
+            # moves by the same delta on both sides (RFC 9113 6.9.2).
+            recv_window=self._stream_window_available,
             recv_window_available=self._stream_window_available,
         )
         self._streams[stream_id] = stream

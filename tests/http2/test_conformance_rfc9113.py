@@ -1115,6 +1115,30 @@ def test_6_9_1_acknowledged_data_is_credited_back(engine_name: str) -> None:
     assert s.error is None and len(s.handler.body(stream_id)) == 20_000
 
 
+@pytest.mark.parametrize("window", [16_384, 40_000, 65_535])
+def test_6_9_2_small_window_before_our_settings_ack_still_gets_credit(
+    engine_name: str, window: int
+) -> None:
+    """A client sends its first request before it has seen our SETTINGS: its
+    stream starts with the default window. When it acknowledges our smaller
+    SETTINGS_INITIAL_WINDOW_SIZE, both sides move that stream's window by the
+    same delta (6.9.2), and credit for what the application read must flow."""
+    settings = ConnectionSettings(stream_window_size=window)
+    s = open_server(engine_name, settings, ack=False, auto_acknowledge=False)
+    stream_id = open_stream(s)
+    s.send(fr.data(stream_id, b"x" * window))
+    s.send(fr.settings_ack())
+    s.engine.acknowledge_received(stream_id, window)
+    credit = sum(
+        fr.decode_window_update(f.payload)
+        for f in s.frames_of(fr.WINDOW_UPDATE)
+        if f.stream_id == stream_id
+    )
+    assert credit == window, s.describe()
+    s.send(fr.data(stream_id, b"y" * window, end_stream=True))
+    assert s.error is None and len(s.handler.body(stream_id)) == 2 * window
+
+
 def test_6_9_1_zero_length_end_stream_needs_no_window(engine_name: str) -> None:
     s = open_server(engine_name, ConnectionSettings(stream_window_size=100), auto_acknowledge=False)
     stream_id = open_stream(s)
