@@ -29,6 +29,7 @@ from . import frames
 from .engine_core import ENDED, RESET_BY_US, EngineCore
 from .errors import ErrorCodes
 from .headers import WireHeaders, malformed
+from .interface import Buffer
 from .streams import (
     CLOSED,
     HALF_CLOSED_REMOTE,
@@ -106,7 +107,13 @@ class StreamFrameReceiver(EngineCore):
             self._end_remote(stream)
         elif not size:
             self._charge_control()
-        payload = memoryview(buf)[start:end] if size >= MEMORYVIEW_THRESHOLD else buf[start:end]
+        # A view keeps the whole read buffer alive: only for a payload that is
+        # most of it, else a peer could pin large buffers (padding, unknown
+        # frames) behind small DATA frames, beyond what the windows count.
+        if size >= MEMORYVIEW_THRESHOLD and size * 2 >= len(buf):
+            payload: Buffer = memoryview(buf)[start:end]
+        else:
+            payload = buf[start:end]
         self._handler.on_data(sid, payload, bool(end_stream))
 
     def _refuse_data(self, sid: int, stream: Stream | None, length: int) -> None:
@@ -122,7 +129,13 @@ class StreamFrameReceiver(EngineCore):
         if how == RESET_BY_US:
             return
         if how is None:
-            self._connection_error(_E.STREAM_CLOSED, f"DATA on closed stream {sid}")
+            # Closed too long ago to be remembered: most likely DATA in flight
+            # when we reset it (a server answering early resets with
+            # NO_ERROR), so a stream error, not the whole connection; each
+            # costs the peer a control token.
+            self._charge_control()
+            self._stream_error(sid, _E.STREAM_CLOSED, peer_fault=False)
+            return
         self._stream_error(sid, _E.STREAM_CLOSED)
 
     def _recv_headers(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:

@@ -14,6 +14,8 @@ from collections import deque
 
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
+SMALL_CHUNK = 4096
+"""Received chunks below this size are gathered, not kept one object each."""
 MAX_MESSAGE_LENGTH = 2**32 - 1
 
 
@@ -56,10 +58,24 @@ class MessageDecoder:
         """``(compressed, length)`` of a message whose prefix was read."""
 
     def feed(self, data: Buffer) -> None:
-        """Add received bytes; they are kept as given (not copied) until used."""
-        if data:
-            self._chunks.append(data)
-            self._available += len(data)
+        """Add received bytes; large chunks are kept as given (not copied) until used.
+
+        Small ones are gathered into one ``bytearray`` of ours: a message sent
+        as a million tiny DATA frames must cost its size, not a million objects.
+        """
+        size = len(data)
+        if not size:
+            return
+        chunks = self._chunks
+        if size < SMALL_CHUNK:
+            last = chunks[-1] if chunks else None
+            if type(last) is bytearray and len(last) < SMALL_CHUNK * 16:
+                last += data
+            else:
+                chunks.append(bytearray(data))
+        else:
+            chunks.append(data)
+        self._available += size
 
     def next_message(self) -> tuple[bool, bytes | bytearray] | None:
         """The next complete message as ``(compressed, payload)``, or None if incomplete.

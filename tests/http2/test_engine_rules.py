@@ -240,14 +240,30 @@ def test_frames_for_a_stream_we_reset_are_tolerated() -> None:
     assert raw.engine._recv_window.available == (16 << 20) - len(b"in flight")
 
 
-def test_data_on_a_forgotten_closed_stream_is_a_connection_error() -> None:
+def test_data_on_a_forgotten_closed_stream_is_a_stream_error() -> None:
+    """Late DATA on a stream closed too long ago to be remembered (in flight when
+    we reset it, say): RST_STREAM(STREAM_CLOSED), and the connection goes on."""
     raw = RawClient(ConnectionSettings(limits=Limits(max_closed_streams_remembered=1)))
     raw.send(raw.headers(1, flags=EH | ES))
     raw.engine.send_headers(1, [(b":status", b"200")], end_stream=True)
     raw.send(raw.headers(3, flags=EH | ES))
     raw.engine.send_headers(3, [(b":status", b"200")], end_stream=True)
     raw.output()
-    expect_connection_error(raw, frame(f.DATA, 0, 1, b"x"), E.STREAM_CLOSED)
+    raw.send(frame(f.DATA, 0, 1, b"x"))
+    assert rst_codes(raw.output()) == {1: E.STREAM_CLOSED}
+    raw.send(raw.headers(5, flags=EH | ES))
+    assert [call[1] for call in raw.calls.of("request")] == [1, 3, 5]
+
+
+def test_a_data_view_never_pins_a_much_larger_read() -> None:
+    """Large DATA is handed over as a view of what was read, unless that read is
+    mostly something else: a small view would keep the whole buffer alive."""
+    raw = RawClient()
+    raw.send(raw.headers(1))
+    raw.send(frame(f.DATA, 0, 1, b"a" * 8192))
+    raw.send(frame(f.DATA, 0, 1, b"b" * 8192) + frame(0xEE, 0, 0, b"\0" * 100_000))
+    assert raw.calls.data_types == [memoryview, bytes]
+    assert [call[2] for call in raw.calls.of("data")] == [b"a" * 8192, b"b" * 8192]
 
 
 def test_rst_stream_from_peer_reaches_handler() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import tracemalloc
 import zlib
 
 import pytest
@@ -268,3 +269,19 @@ def test_negotiation() -> None:
     assert compression.parse_accept_encoding(None) == frozenset()
     with pytest.raises(ValueError):
         compression.check_supported("br")
+
+
+def test_decoder_memory_is_the_message_not_the_number_of_frames() -> None:
+    """A message sent as thousands of 2-byte DATA frames costs about its size."""
+    payload = bytes(range(256)) * 400  # 100 KiB
+    wire = encode_frame(payload)
+    decoder = MessageDecoder(max_length=1 << 20)
+    tracemalloc.start()
+    try:
+        for offset in range(0, len(wire), 2):
+            decoder.feed(wire[offset : offset + 2])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoder.next_message() == (False, payload)
+    assert peak < 3 * len(payload), peak
