@@ -174,7 +174,12 @@ class CloseSequence:
         self.send_goaway(ErrorCodes.NO_ERROR, None, debug_data)
 
     def send_goaway(self, error_code: int, last_stream_id: int | None, debug_data: bytes) -> None:
-        """A GOAWAY out now; new streams are refused from here on."""
+        """A GOAWAY out now; new streams are refused from here on.
+
+        Raises ConnectionClosedError once the connection is gone.
+        """
+        if self.error is not None or not self.machine.can(ConnectionInput.SEND_GOAWAY):
+            raise self.error or ConnectionClosedError("connection is closed")
         self.machine.process(ConnectionInput.SEND_GOAWAY)
         self._engine.send_goaway(error_code, last_stream_id, debug_data)
         self._writer.flush()

@@ -56,3 +56,12 @@ async def test_close_connection_not_awaited_still_closes() -> None:
             await conn.start_request({":method": "GET", ":path": "/"})
         await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
         assert conn.state is ConnectionState.CLOSED
+
+
+async def test_send_goaway_after_the_connection_is_gone_is_a_clear_error() -> None:
+    async with serve(echo_handler) as server:
+        conn = await server.connect()
+        conn.abort()
+        await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        with pytest.raises(ConnectionClosedError):
+            conn.send_goaway()
