@@ -499,13 +499,20 @@ class H2Engine:
         self._known.add(stream_id)
         self._handler.on_request(stream_id, headers, event.stream_ended is not None)
 
+    def _well_formed_block(self, stream_id: int, raw: Any, kind: str) -> WireHeaders | None:
+        """A known stream's header block, or None (and the stream reset) if malformed."""
+        if stream_id not in self._known:
+            return None
+        headers = _wire(raw)
+        if malformed(headers, kind, inbound=True) is not None:
+            self._reset_for_peer_error(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return None
+        return headers
+
     def _on_response(self, event: ev.ResponseReceived) -> None:
         stream_id = event.stream_id
-        if stream_id not in self._known:
-            return
-        headers = _wire(event.headers)
-        if malformed(headers, "response", inbound=True) is not None:
-            self._reset_for_peer_error(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        headers = self._well_formed_block(stream_id, event.headers, "response")
+        if headers is None:
             return
         end_stream = event.stream_ended is not None
         self._handler.on_response(stream_id, headers, end_stream)
@@ -513,25 +520,16 @@ class H2Engine:
             self._forget_if_closed(stream_id)
 
     def _on_informational(self, event: ev.InformationalResponseReceived) -> None:
-        stream_id = event.stream_id
-        if stream_id not in self._known:
-            return
-        headers = _wire(event.headers)
-        if malformed(headers, "response", inbound=True) is not None:
-            self._reset_for_peer_error(stream_id, ErrorCodes.PROTOCOL_ERROR)
-            return
-        self._handler.on_informational(stream_id, headers)
+        headers = self._well_formed_block(event.stream_id, event.headers, "response")
+        if headers is not None:
+            self._handler.on_informational(event.stream_id, headers)
 
     def _on_trailers(self, event: ev.TrailersReceived) -> None:
         stream_id = event.stream_id
-        if stream_id not in self._known:
-            return
-        headers = _wire(event.headers)
-        if malformed(headers, "trailers", inbound=True) is not None:
-            self._reset_for_peer_error(stream_id, ErrorCodes.PROTOCOL_ERROR)
-            return
-        self._handler.on_trailers(stream_id, headers)
-        self._forget_if_closed(stream_id)
+        headers = self._well_formed_block(stream_id, event.headers, "trailers")
+        if headers is not None:
+            self._handler.on_trailers(stream_id, headers)
+            self._forget_if_closed(stream_id)
 
     def _on_data(self, event: ev.DataReceived) -> None:
         stream_id = event.stream_id
