@@ -17,16 +17,7 @@ from rpc.http2.h2engine import H2Engine
 from rpc.http2.interface import Engine
 
 from .conftest import RecordingHandler
-
-REQUEST = [
-    (b":method", b"POST"),
-    (b":scheme", b"http"),
-    (b":authority", b"localhost"),
-    (b":path", b"/pkg.Service/Method"),
-    (b"content-type", b"application/grpc"),
-]
-RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-TRAILERS = [(b"grpc-status", b"0")]
+from .engine_harness import REQUEST, RESPONSE, TRAILERS
 
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM, PADDED = 0x1, 0x8
