@@ -465,7 +465,10 @@ class Call(Generic[Req, Resp]):
         self._retrying: asyncio.Future[None] | None = None
         """Set while the call moves to a new stream; other operations wait for it."""
         self._headers_received = False
-        self._starting: asyncio.Future[None] | None = None
+        self._opening = False
+        """The first operation is opening the stream; others wait on ``_opened``."""
+        self._opened: asyncio.Future[None] | None = None
+        """Created only when a second operation has to wait for the stream."""
         self._first_request: tuple[Req] | None = None
         self._reader: MessageReader | None = None
         self._initial_metadata: Metadata | None = None
@@ -479,7 +482,10 @@ class Call(Generic[Req, Resp]):
         self._done_writing = False
         self._peer_stopped_reading = False
         """The server answered and sent RST_STREAM(NO_ERROR): further requests are dropped."""
-        self._done = asyncio.Event()
+        self._finished = False
+        """The call's status is known (``_code`` is set)."""
+        self._finished_waiter: asyncio.Future[None] | None = None
+        """Created only when someone waits for the status before it is known."""
         if self._deadline is not None:
             self._timer = self._loop.call_at(self._deadline, self._on_deadline)
 
@@ -492,7 +498,7 @@ class Call(Generic[Req, Resp]):
         """
         if self._done_writing:
             raise RuntimeError("done_writing() was already called")
-        if self._done.is_set():
+        if self._finished:
             if self._error is not None:
                 raise self._error
             return  # the call ended OK: the server wants no more requests
@@ -505,7 +511,7 @@ class Call(Generic[Req, Resp]):
 
     async def done_writing(self) -> None:
         """Tell the server that all requests have been sent."""
-        if self._done_writing or self._done.is_set() or self._peer_stopped_reading:
+        if self._done_writing or self._finished or self._peer_stopped_reading:
             self._done_writing = True
             return
         await self._start()
@@ -521,10 +527,11 @@ class Call(Generic[Req, Resp]):
             raise
 
     async def _read(self) -> Resp | None:
-        await self._start()
+        if self._stream is None:
+            await self._start()
         if self._reader is None:
             await self._receive_headers()
-        if self._done.is_set():
+        if self._finished:
             if self._error is not None:
                 raise self._error
             return None
@@ -568,24 +575,24 @@ class Call(Generic[Req, Resp]):
         return self._initial_metadata
 
     async def trailing_metadata(self) -> Metadata:
-        await self._done.wait()
+        await self._wait_finished()
         return self._trailing_metadata or Metadata()
 
     async def code(self) -> StatusCode:
-        await self._done.wait()
+        await self._wait_finished()
         assert self._code is not None
         return self._code
 
     async def details(self) -> str:
-        await self._done.wait()
+        await self._wait_finished()
         return self._details
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._finished
 
     def cancel(self) -> bool:
         """Cancel the call (RST_STREAM CANCEL); False if it had already finished."""
-        if self._done.is_set():
+        if self._finished:
             return False
         self._end_locally(RpcError(StatusCode.CANCELLED, "cancelled by the client"))
         return True
@@ -593,17 +600,23 @@ class Call(Generic[Req, Resp]):
     # --- starting --------------------------------------------------------------------
 
     async def _start(self) -> None:
-        """Open the stream, once; concurrent callers wait for the first one."""
+        """Open the stream, once; concurrent callers wait for the first one.
+
+        A unary call enters here once and then finds its stream: no future
+        or event is made unless a second operation really has to wait.
+        """
         if self._stream is not None:
             return
         if self._error is not None:
             raise self._error
-        if self._starting is not None:
-            await asyncio.shield(self._starting)
+        if self._opening:
+            if self._opened is None:
+                self._opened = self._loop.create_future()
+            await asyncio.shield(self._opened)
             if self._error is not None:
                 raise self._error
             return
-        self._starting = starting = self._loop.create_future()
+        self._opening = True
         try:
             await self._open_stream()
         except BaseException as exc:
@@ -612,15 +625,20 @@ class Call(Generic[Req, Resp]):
             else:
                 error = self._error or RpcError(StatusCode.CANCELLED, "the call was cancelled")
             self._set_error(error)
-            starting.set_result(None)
+            self._opening_ended()
             if isinstance(exc, RpcError):
                 raise error from None
             raise
-        starting.set_result(None)
+        self._opening_ended()
         if self._first_request is not None:
             (request,) = self._first_request
             self._first_request = None
             await self._send(request, end_stream=True)
+
+    def _opening_ended(self) -> None:
+        self._opening = False
+        if self._opened is not None:
+            self._opened.set_result(None)
 
     async def _open_stream(self) -> None:
         self._stream = await self._new_stream()
@@ -657,7 +675,7 @@ class Call(Generic[Req, Resp]):
         """Wait for something slow (connecting, a stream slot), but no longer than the
         call lives: its deadline, or cancel() from another task, ends the wait."""
         task = asyncio.ensure_future(awaitable)
-        ended = asyncio.ensure_future(self._done.wait())
+        ended = asyncio.ensure_future(self._wait_finished())
         timeout = None if self._deadline is None else max(0.0, self._deadline - self._loop.time())
         try:
             await asyncio.wait({task, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -754,17 +772,17 @@ class Call(Generic[Req, Resp]):
         try:
             if isinstance(requests, AsyncIterable):
                 async for request in requests:
-                    if self._peer_stopped_reading or self._done.is_set():
+                    if self._peer_stopped_reading or self._finished:
                         break
                     await self.write(request)
             else:
                 for request in requests:
-                    if self._peer_stopped_reading or self._done.is_set():
+                    if self._peer_stopped_reading or self._finished:
                         break
                     await self.write(request)
             await self.done_writing()
         except BaseException as exc:
-            if not self._done.is_set():
+            if not self._finished:
                 self._end_locally(
                     RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
                 )
@@ -777,7 +795,7 @@ class Call(Generic[Req, Resp]):
         """Whether the server is known not to have processed the call, and the
         call can be replayed: the first failure, no response headers yet, and
         nothing sent but the headers and at most the first message."""
-        if self._retried or self._headers_received or self._replay is None or self._done.is_set():
+        if self._retried or self._headers_received or self._replay is None or self._finished:
             return False
         if isinstance(exc, core.StreamResetError):
             return exc.remote and exc.error_code == ErrorCodes.REFUSED_STREAM
@@ -933,15 +951,23 @@ class Call(Generic[Req, Resp]):
     # --- ending ------------------------------------------------------------------------
 
     def _set_error(self, error: RpcError) -> None:
-        if self._error is None and not self._done.is_set():
+        if self._error is None and not self._finished:
             self._error = error
             self._set_done(error.code, error.details)
 
+    async def _wait_finished(self) -> None:
+        if not self._finished:
+            if self._finished_waiter is None:
+                self._finished_waiter = self._loop.create_future()
+            await asyncio.shield(self._finished_waiter)
+
     def _set_done(self, code: StatusCode, details: str) -> None:
-        if self._done.is_set():
+        if self._finished:
             return
         self._code, self._details = code, details
-        self._done.set()
+        self._finished = True
+        if self._finished_waiter is not None:
+            self._finished_waiter.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -966,7 +992,7 @@ class Call(Generic[Req, Resp]):
 
         A call that already completed OK is left alone (its responses may still
         be unread)."""
-        if self._done.is_set() and self._error is None:
+        if self._finished and self._error is None:
             return
         self._set_error(error)
         if self._stream is not None:
@@ -978,7 +1004,7 @@ class Call(Generic[Req, Resp]):
 
     def _on_deadline(self) -> None:
         self._timer = None
-        if not self._done.is_set():
+        if not self._finished:
             self._end_locally(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
 
     def _abandon(self) -> None:

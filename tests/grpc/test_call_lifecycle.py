@@ -258,3 +258,89 @@ async def test_closing_the_channel_while_connecting_fails_calls_with_unavailable
     with pytest.raises(RpcError) as info:
         await asyncio.wait_for(call, TIMEOUT)
     assert info.value.code is StatusCode.UNAVAILABLE
+
+
+async def _hold_the_only_stream(
+    pb2: ModuleType,
+) -> tuple[rpc.Server, asyncio.Event, asyncio.Event]:
+    """A server with one stream slot and a unary handler that holds it until released."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(request: Any, context: rpc.ServerContext) -> Any:
+        holding.set()
+        await release.wait()
+        return pb2.EchoResponse(message=request.message)
+
+    async def echo(requests: AsyncIterator[Any], context: rpc.ServerContext) -> Any:
+        async for request in requests:
+            yield pb2.EchoResponse(message=request.message)
+
+    server = await _server(pb2, {"Unary": hold, "Bidi": echo}, max_concurrent_streams=1)
+    return server, holding, release
+
+
+async def _let_run(steps: int = 20) -> None:
+    for _ in range(steps):
+        await asyncio.sleep(0)
+
+
+async def test_operations_waiting_for_the_stream_to_open_all_go_on(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    """write, read and initial_metadata issued while the stream waits for a slot
+    each wait for the one opening, then proceed on that same stream."""
+    pb2, _ = echo_modules
+    server, holding, release = await _hold_the_only_stream(pb2)
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        unary = channel.unary_unary(methods(pb2)["Unary"])
+        first = asyncio.create_task(unary(pb2.EchoRequest(message="first"), timeout=TIMEOUT))
+        await asyncio.wait_for(holding.wait(), TIMEOUT)
+        call = channel.stream_stream(methods(pb2)["Bidi"])()
+        writer = asyncio.create_task(call.write(pb2.EchoRequest(message="a")))
+        reader = asyncio.create_task(call.read())
+        metadata = asyncio.create_task(call.initial_metadata())
+        await _let_run()
+        assert not (writer.done() or reader.done() or metadata.done())
+        release.set()
+        await asyncio.wait_for(writer, TIMEOUT)
+        assert (await asyncio.wait_for(reader, TIMEOUT)).message == "a"
+        assert isinstance(await asyncio.wait_for(metadata, TIMEOUT), rpc.Metadata)
+        await call.done_writing()
+        assert await asyncio.wait_for(call.read(), TIMEOUT) is None
+        assert await call.code() is StatusCode.OK
+        assert (await first).message == "first"
+        assert _no_open_streams(channel)
+    await server.stop()
+
+
+async def test_operations_waiting_for_the_stream_share_its_failure(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    """When the opening ends without a stream (the call is cancelled while it
+    waits for a slot), every operation that waited for it gets the call's status."""
+    pb2, _ = echo_modules
+    server, holding, release = await _hold_the_only_stream(pb2)
+    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+        unary = channel.unary_unary(methods(pb2)["Unary"])
+        first = asyncio.create_task(unary(pb2.EchoRequest(message="first"), timeout=TIMEOUT))
+        await asyncio.wait_for(holding.wait(), TIMEOUT)
+        call = channel.stream_stream(methods(pb2)["Bidi"])()
+        operations = [
+            asyncio.create_task(call.write(pb2.EchoRequest(message="a"))),
+            asyncio.create_task(call.read()),
+            asyncio.create_task(call.initial_metadata()),
+        ]
+        code = asyncio.create_task(call.code())
+        await _let_run()
+        assert not code.done()
+        assert call.cancel()
+        for operation in operations:
+            with pytest.raises(RpcError) as info:
+                await asyncio.wait_for(operation, TIMEOUT)
+            assert info.value.code is StatusCode.CANCELLED
+        assert await asyncio.wait_for(code, TIMEOUT) is StatusCode.CANCELLED
+        assert call.done()
+        release.set()
+        assert (await first).message == "first"
+        assert _no_open_streams(channel)
+    await server.stop()
