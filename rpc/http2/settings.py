@@ -81,11 +81,13 @@ class ConnectionSettings:
     max_concurrent_streams: int | None = None
     """Streams the peer may open at once (None: no limit advertised)."""
     stream_window_size: int = (4 << 20) + (64 << 10)
-    """Initial inbound window of every stream: the most one stream buffers unread.
-    A 4 MiB message (gRPC's default size limit) and its prefix fit in it, so
-    one never waits for a WINDOW_UPDATE half-way."""
+    """Initial inbound window of every stream: the most one stream buffers unread
+    (until ``grow_windows`` raises it). A 4 MiB message (gRPC's default size
+    limit) and its prefix fit in it, so one never waits for a WINDOW_UPDATE
+    half-way."""
     connection_window_size: int = 16 << 20
-    """Inbound window of the whole connection: the most all streams buffer together."""
+    """Inbound window of the whole connection: the most all streams buffer
+    together (until ``grow_windows`` raises it)."""
     grow_windows: bool = True
     """Raise the two windows above while DATA arrives faster than they let it:
     a PING measures how much arrives in one round trip (the bandwidth-delay
