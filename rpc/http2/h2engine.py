@@ -246,7 +246,7 @@ class H2Engine:
         self._goaway_received = False
         self._goaway_sent_last_id: int | None = None
         self._advertised_stream_window = settings.stream_window_size
-        self._connection_window = max(settings.connection_window_size, DEFAULT_WINDOW_SIZE)
+        self._connection_window = settings.connection_window_size
         """The connection window's size as we asked for it (h2 may count less, see above)."""
 
     # ------------------------------------------------------------------
