@@ -1,8 +1,11 @@
-"""A TCP proxy for tests that can black-hole or cut the traffic it relays.
+"""A TCP proxy for tests that can delay, black-hole or cut the traffic it relays.
 
-``black_hole()`` keeps every connection open but silently drops what either
-side sends: the peer looks alive to TCP yet answers nothing, which is what a
-keepalive must detect. ``cut()`` closes every relayed connection at once.
+``delay`` holds every chunk that long before passing it on, both ways, as a
+long-distance link would (the round trip grows by twice the delay; how much
+is in flight is not limited by the proxy). ``black_hole()`` keeps every
+connection open but silently drops what either side sends: the peer looks
+alive to TCP yet answers nothing, which is what a keepalive must detect.
+``cut()`` closes every relayed connection at once.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import asyncio
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.delay = delay
         self.black_holed = False
         self.connections = 0
         """Connections accepted so far."""
@@ -69,16 +73,46 @@ class TcpProxy:
             task.add_done_callback(self._tasks.discard)
 
     async def _relay(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        delayed: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        deliverer = loop.create_task(self._deliver(delayed, sink)) if self.delay > 0 else None
         try:
             while data := await source.read(65536):
-                if not self.black_holed:
+                if self.black_holed:
+                    continue
+                if deliverer is not None:
+                    delayed.put_nowait((loop.time() + self.delay, data))
+                else:
                     sink.write(data)
                     await sink.drain()
+            if deliverer is not None:
+                await delayed.join()
         except (ConnectionError, OSError):
             pass
         finally:
+            if deliverer is not None:
+                deliverer.cancel()
+                await asyncio.gather(deliverer, return_exceptions=True)
             # A black hole keeps the other side open (close() or cut() ends it):
             # asyncio.Server.wait_closed() waits for every connection (3.12+).
             if not self.black_holed:
                 sink.transport.abort()
                 self._writers.discard(sink)
+
+    @staticmethod
+    async def _deliver(
+        delayed: asyncio.Queue[tuple[float, bytes]], sink: asyncio.StreamWriter
+    ) -> None:
+        """Pass on each chunk once its delay has passed, in order."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due, data = await delayed.get()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                sink.write(data)
+                await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            delayed.task_done()

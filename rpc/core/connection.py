@@ -36,6 +36,7 @@ from ..http2 import (
     new_engine,
 )
 from .admission import STREAMS_BEFORE_PEER_SETTINGS, Admission
+from .bdp import new_bdp_probe
 from .closing import DEFAULT_CLOSE_TIMEOUT, CloseSequence, ConnectionState, log_task_failure
 from .errors import ConnectionClosedError
 from .events import EngineEvents
@@ -133,6 +134,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             on_slot_freed=admission.wake_slot_waiter,
             on_idle=self._on_idle,
         )
+        events.bdp = self._lifecycle.bdp = new_bdp_probe(self._engine, settings, loop.time)
         self._context = StreamContext(loop, table, self._sender, self._lifecycle, self._prioritize)
         events.attach(self._sender, self._lifecycle, self._context)
         self._closing = CloseSequence(

@@ -23,6 +23,7 @@ def _settings(
     max_frame_size: int | None,
     max_header_list_size: int | None,
     limits: Limits | None,
+    grow_windows: bool,
 ) -> ConnectionSettings:
     defaults = ConnectionSettings()
     return ConnectionSettings(
@@ -32,6 +33,7 @@ def _settings(
         max_frame_size=max_frame_size or defaults.max_frame_size,
         max_header_list_size=max_header_list_size or defaults.max_header_list_size,
         limits=limits or defaults.limits,
+        grow_windows=grow_windows,
     )
 
 
@@ -51,6 +53,7 @@ async def start_server(
     max_frame_size: int | None = None,
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
+    grow_windows: bool = True,
     engine: str | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
@@ -68,6 +71,8 @@ async def start_server(
     ``lifetime`` limits idle time and age (see :mod:`rpc.core.keepalive`).
     ``limits`` are the defences against abusive peers (:class:`rpc.http2.Limits`)
     and ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
+    ``grow_windows=False`` keeps the windows as configured (see
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
@@ -78,6 +83,7 @@ async def start_server(
         max_frame_size=max_frame_size,
         max_header_list_size=max_header_list_size,
         limits=limits,
+        grow_windows=grow_windows,
     )
     if ssl is not None:
         alpn_context(ssl)
@@ -132,6 +138,7 @@ async def open_connection(
     max_frame_size: int | None = None,
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
+    grow_windows: bool = True,
     engine: str | None = None,
     **kwargs: Any,
 ) -> Connection:
@@ -142,7 +149,9 @@ async def open_connection(
     HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
     ``keepalive`` pings a quiet server and drops the connection when it stops
     answering (see :class:`rpc.core.keepalive.Keepalive`). ``engine`` picks
-    the HTTP/2 engine (:func:`rpc.http2.engine_name`).
+    the HTTP/2 engine (:func:`rpc.http2.engine_name`). ``grow_windows=False``
+    keeps the windows as configured (see
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
     """
     settings = _settings(
         concurrency=None,
@@ -151,6 +160,7 @@ async def open_connection(
         max_frame_size=max_frame_size,
         max_header_list_size=max_header_list_size,
         limits=limits,
+        grow_windows=grow_windows,
     )
     context: ssl_module.SSLContext | None
     if ssl is True:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from ..http2 import Buffer, ErrorCodes, SettingCodes, WireHeaders, code_name
 from .admission import Admission
+from .bdp import PROBE_PAYLOAD, BdpProbe
 from .errors import ConnectionClosedError, StreamResetError
 from .headers import decode_headers
 from .health import HealthCheck
@@ -28,7 +29,7 @@ class EngineEvents:
     """The connection's side of the engine interface."""
 
     __slots__ = ("_admission", "_context", "_health", "_lifecycle", "_on_goaway", "_on_new_stream",
-                 "_on_ping", "_sender", "_table", "peer_settings_seen")
+                 "_on_ping", "_sender", "_table", "bdp", "peer_settings_seen")
 
     def __init__(
         self,
@@ -47,6 +48,8 @@ class EngineEvents:
         self._on_ping = on_ping
         self._on_goaway = on_goaway
         self.peer_settings_seen = False
+        self.bdp: BdpProbe | None = None
+        """Told of received DATA and of its probes' ACKs, when window growth is on."""
         self._sender: Sender
         self._lifecycle: StreamLifecycle
         self._context: StreamContext
@@ -101,6 +104,9 @@ class EngineEvents:
             stream.chunks.append(data)
             stream.buffered += size
             stream.unacked += size
+            bdp = self.bdp
+            if bdp is not None:
+                bdp.data_received()
         if end_stream:
             self._lifecycle.remote_end(stream)
         elif size:
@@ -137,7 +143,10 @@ class EngineEvents:
         self._on_ping()
 
     def on_ping_ack(self, payload: bytes) -> None:
-        self._health.on_ping_ack(payload)
+        if payload == PROBE_PAYLOAD and self.bdp is not None:
+            self.bdp.probe_acked()
+        else:
+            self._health.on_ping_ack(payload)
 
     def on_priority(self, stream_id: int, weight: int) -> None:
         if stream_id in self._table.open:

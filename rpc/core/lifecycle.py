@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..http2 import Engine, ErrorCodes
+from .bdp import BdpProbe
 from .errors import H2Error, StreamClosedError, StreamResetError
 from .sender import Sender
 from .stream_state import StreamState
@@ -22,7 +23,7 @@ class StreamLifecycle:
     """Closes streams and returns what they held: slots, window credit, memory."""
 
     __slots__ = ("_engine", "_on_idle", "_on_slot_freed", "_sender", "_table", "_writer",
-                 "client_side", "live")
+                 "bdp", "client_side", "live")
 
     def __init__(
         self,
@@ -46,6 +47,8 @@ class StreamLifecycle:
         self.client_side = client_side
         self.live = True
         """False once the connection is gone: nothing is sent any more."""
+        self.bdp: BdpProbe | None = None
+        """Told of the credit returned, when window growth is on."""
 
     def local_end_sent(self, stream: StreamState) -> None:
         """END_STREAM is in the engine's hands."""
@@ -110,6 +113,9 @@ class StreamLifecycle:
         if self.live:
             self._engine.acknowledge_received(stream.id, nbytes)
             self._writer.schedule()
+            bdp = self.bdp
+            if bdp is not None:
+                bdp.data_consumed(nbytes)
 
     def abandon_retained(self, stream_id: int) -> None:
         """Drop a closed stream's unread data and give its window back."""

@@ -68,7 +68,7 @@ class NativeEngine(StreamFrameReceiver, ControlFrameReceiver, FrameSender, Engin
         if self.client_side:
             self._queue(_MAGIC)
         self._queue(frames.settings_frame(self._local_settings))
-        self._settings_acks_due += 1
+        self._unacked_stream_windows.append(self._settings.stream_window_size)
         extra = self._settings.connection_window_size - DEFAULT_WINDOW_SIZE
         if extra > 0:
             self._queue(frames.window_update_frame(0, extra))

@@ -91,7 +91,9 @@ class EngineCore:
         self._needed = 1 if not client_side else frames.FRAME_HEADER_SIZE
         self._awaiting_magic = not client_side
         self._awaiting_settings = True
-        self._settings_acks_due = 0
+        self._unacked_stream_windows: list[int] = []
+        """The SETTINGS_INITIAL_WINDOW_SIZE of each of our SETTINGS frames not
+        acknowledged yet, oldest first (every one we send carries it)."""
 
         self._streams: dict[int, Stream] = {}
         self._peer_streams = 0
@@ -197,6 +199,13 @@ class EngineCore:
             increment = stream.recv_window.acknowledge(nbytes)
             if increment:
                 self._queue(frames.window_update_frame(stream.id, increment))
+
+    def _resize_stream_windows(self, size: int) -> None:
+        """Make ``size`` the inbound window of every stream, open and future."""
+        if self._stream_window_available != size:
+            self._stream_window_available = size
+            for stream in self._streams.values():
+                stream.recv_window.resize(size)
 
     # ------------------------------------------------------------------
     # Errors (RFC 9113 5.4)

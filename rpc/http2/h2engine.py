@@ -44,6 +44,14 @@ Where this engine differs from the interface's docstrings (documented, not bugs)
   (h2 applies local settings given as initial values at once, but never pushes
   them into the decoder, so we set the decoder ourselves and never below the
   default the peer may still assume).
+* ``grow_receive_windows``: h2 enforces a new SETTINGS_INITIAL_WINDOW_SIZE
+  only from the peer's ACK, so DATA the peer sends with the larger window
+  before its ACK would be a flow-control error (peers send the ACK first).
+  Growing the connection window while read data is still owed to the peer
+  leaves that much out of the size h2 keeps returning credit up to (h2
+  raises its target only to the window it just opened, and offers no way
+  to set it), so the connection window may stay up to that much smaller
+  than asked, never larger.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from .interface import Buffer, EventHandler
 from .settings import (
     DEFAULT_HEADER_TABLE_SIZE,
     DEFAULT_WINDOW_SIZE,
+    MAX_WINDOW_SIZE,
     ConnectionSettings,
     SettingCodes,
 )
@@ -236,6 +245,9 @@ class H2Engine:
         self._failed = False
         self._goaway_received = False
         self._goaway_sent_last_id: int | None = None
+        self._advertised_stream_window = settings.stream_window_size
+        self._connection_window = settings.connection_window_size
+        """The connection window's size as we asked for it (h2 may count less, see above)."""
 
     # ------------------------------------------------------------------
     # Connection
@@ -312,6 +324,20 @@ class H2Engine:
 
     def send_ping(self, payload: bytes) -> None:
         self._h2.ping(payload)
+        self._collect_output()
+
+    def grow_receive_windows(self, stream_window: int, connection_window: int) -> None:
+        """See the interface and the module docstring (h2 applies the stream
+        window on the peer's ACK, and may keep the connection window smaller)."""
+        if max(stream_window, connection_window) > MAX_WINDOW_SIZE:
+            raise ValueError(f"a window cannot exceed {MAX_WINDOW_SIZE} bytes")
+        if stream_window > self._advertised_stream_window:
+            self._advertised_stream_window = stream_window
+            self._h2.update_settings({H2SettingCodes.INITIAL_WINDOW_SIZE: stream_window})
+        increment = connection_window - self._connection_window
+        if increment > 0:
+            self._connection_window = connection_window
+            self._h2.increment_flow_control_window(increment)
         self._collect_output()
 
     def send_goaway(

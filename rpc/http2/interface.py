@@ -178,6 +178,20 @@ class Engine(Protocol):
     def send_ping(self, payload: bytes) -> None:
         """Queue a PING with an 8-byte payload."""
 
+    def grow_receive_windows(self, stream_window: int, connection_window: int) -> None:
+        """Let the peer send more: raise our inbound windows to these sizes.
+
+        ``stream_window`` above the SETTINGS_INITIAL_WINDOW_SIZE last
+        advertised queues a SETTINGS frame with the new value, which moves
+        every open stream's window by the difference (RFC 9113 6.9.2) and
+        applies to new streams; ``connection_window`` above the connection
+        window's size queues a WINDOW_UPDATE for the difference. A value that
+        is not larger changes nothing: windows never shrink here. The larger
+        windows are accepted at once, before the peer acknowledges them
+        (being more permissive than the peer knows is always safe). Raises
+        ValueError for a size above 2**31 - 1.
+        """
+
     def send_goaway(
         self, error_code: int, last_stream_id: int | None = None, debug_data: bytes = b""
     ) -> None:

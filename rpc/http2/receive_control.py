@@ -104,15 +104,14 @@ class ControlFrameReceiver(EngineCore):
 
     def _settings_acknowledged(self) -> None:
         """Our SETTINGS are in force: the values stricter than the defaults apply now."""
-        if self._settings_acks_due <= 0:
+        pending = self._unacked_stream_windows
+        if not pending:
             return  # an ACK we did not ask for: harmless, ignored
-        self._settings_acks_due -= 1
-        settings = self._settings
-        self._decoder.max_allowed_table_size = settings.header_table_size
-        if self._stream_window_available != settings.stream_window_size:
-            self._stream_window_available = settings.stream_window_size
-            for stream in self._streams.values():
-                stream.recv_window.resize(settings.stream_window_size)
+        self._decoder.max_allowed_table_size = self._settings.header_table_size
+        # The peer may already apply our later SETTINGS too (it has them, only
+        # their ACKs are on the way): the largest window in force may be used.
+        acknowledged = pending.pop(0)
+        self._resize_stream_windows(max([acknowledged, *pending]))
 
     def _recv_ping(self, buf: bytes, start: int, length: int, flags: int, sid: int) -> None:
         if length != 8:

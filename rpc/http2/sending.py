@@ -12,9 +12,11 @@ from .engine_core import ENDED, RESET_BY_US, EngineCore
 from .errors import StreamStateError
 from .headers import WireHeaders
 from .interface import Buffer
+from .settings import MAX_WINDOW_SIZE, SettingCodes
 from .streams import CLOSED, LOCAL_OPEN, OPEN, REMOTE_OPEN, SEND_END_STREAM, TRANSITIONS, Stream
 
 MAX_STREAM_ID = 2**31 - 1
+_INITIAL_WINDOW_SIZE = int(SettingCodes.INITIAL_WINDOW_SIZE)
 
 
 def _informational(headers: WireHeaders) -> bool:
@@ -111,6 +113,19 @@ class FrameSender(EngineCore):
         if len(payload) != 8:
             raise ValueError("a PING payload is 8 bytes")
         self._queue(frames.ping_frame(payload, ack=False))
+
+    def grow_receive_windows(self, stream_window: int, connection_window: int) -> None:
+        if max(stream_window, connection_window) > MAX_WINDOW_SIZE:
+            raise ValueError(f"a window cannot exceed {MAX_WINDOW_SIZE} bytes")
+        if stream_window > self._local_settings[_INITIAL_WINDOW_SIZE]:
+            self._local_settings[_INITIAL_WINDOW_SIZE] = stream_window
+            self._queue(frames.settings_frame({_INITIAL_WINDOW_SIZE: stream_window}))
+            self._unacked_stream_windows.append(stream_window)
+            # The peer may use it as soon as it reads the frame.
+            self._resize_stream_windows(max(stream_window, self._stream_window_available))
+        increment = self._recv_window.enlarge(connection_window)
+        if increment:
+            self._queue(frames.window_update_frame(0, increment))
 
     def send_goaway(
         self, error_code: int, last_stream_id: int | None = None, debug_data: bytes = b""

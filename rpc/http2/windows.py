@@ -92,3 +92,20 @@ class ReceiveWindow:
         self.size = size
         self.available += delta
         self.owed = max(0, min(self.owed, size - self.available))
+
+    def enlarge(self, size: int) -> int:
+        """Grow the window to ``size`` at once; the WINDOW_UPDATE increment due, or 0.
+
+        For the connection window, which no SETTINGS moves: the increment
+        grants the peer the difference now, and credit owed keeps coming back
+        as it is read, up to the new size. Never shrinks (0 when ``size`` is
+        not larger).
+        """
+        increment = size - self.size
+        if increment <= 0:
+            return 0
+        if self.available + increment > MAX_WINDOW_SIZE:
+            raise WindowOverflow(f"window of {self.available + increment} bytes exceeds 2**31 - 1")
+        self.size = size
+        self.available += increment
+        return increment

@@ -15,6 +15,7 @@ import h2.exceptions
 
 import rpc.core
 from rpc.core import Connection
+from rpc.core.bdp import PROBE_PAYLOAD
 
 LOOPBACK = "127.0.0.1"
 TIMEOUT = 30.0
@@ -298,8 +299,15 @@ class RawServer:
             peer.close()
 
     def pings(self) -> list[int]:
-        """PINGs received (not acks) by each connection, in the order they connected."""
-        return [peer.count(h2.events.PingReceived) for peer in self.peers]
+        """PINGs received (not acks) by each connection, in the order they connected;
+        the window-growth probes (:mod:`rpc.core.bdp`) are not counted."""
+        return [
+            sum(
+                isinstance(event, h2.events.PingReceived) and event.ping_data != PROBE_PAYLOAD
+                for event in peer.events
+            )
+            for peer in self.peers
+        ]
 
 
 def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:
