@@ -7,12 +7,52 @@ out. Errors come out as RpcError with the status the spec prescribes.
 
 from __future__ import annotations
 
+import enum
+import threading
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
 from .core import Stream
 from .protocol import compression
-from .protocol.framing import Buffer, FramingError, MessageDecoder, MessageTooLarge, frame_parts
+from .protocol.framing import (
+    Buffer,
+    FramingError,
+    MessageDecoder,
+    MessageTooLarge,
+    ScratchBuffer,
+    frame_parts,
+)
 from .protocol.status import RpcError, StatusCode
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class End(enum.Enum):
+    """The end of a stream's messages, for :meth:`MessageReader.read_message`
+    (whose parser may itself return None)."""
+
+    END = 0
+
+
+END = End.END
+
+_local = threading.local()
+
+
+def thread_scratch() -> ScratchBuffer:
+    """This thread's scratch buffer, shared by every reader running in it.
+
+    One per thread, not per connection or call: a unary call's reader lives
+    for one message, and a buffer per connection would multiply what is kept
+    (at most :data:`rpc.protocol.framing.SCRATCH_KEEP`) by the connections.
+    A thread runs one parse at a time, and a buffer still lent is not lent again.
+    """
+    scratch: ScratchBuffer | None = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = ScratchBuffer()
+    return scratch
 
 
 class MessageReader:
@@ -46,22 +86,50 @@ class MessageReader:
     def ended(self) -> bool:
         return self._ended
 
-    async def read(self) -> bytes | bytearray | None:
-        """The next message's payload, or None at the end of the stream.
+    async def read(self) -> Buffer | None:
+        """The next message's payload, the caller's to keep, or None at the end of the stream.
 
         A message that came in several DATA frames is a ``bytearray`` (it was
         assembled in place, one copy); deserializers take any bytes-like object.
         """
+        return await self._read(None)
+
+    async def read_message(
+        self, parse: Callable[[Buffer], T], *, parse_copies: bool
+    ) -> T | Literal[End.END]:
+        """The next message as ``parse`` makes it, or :data:`END` at the end of the stream.
+
+        ``parse_copies``: ``parse`` copies what it keeps of its argument (as
+        protobuf's parsers do) and never holds on to the buffer itself. Then
+        the payload is not copied for it: it is a view of the received bytes
+        or of this thread's scratch buffer, released as soon as ``parse``
+        returns. Otherwise ``parse`` gets a payload of its own, as from :meth:`read`.
+        """
+        if not parse_copies:
+            payload = await self._read(None)
+            return END if payload is None else parse(payload)
+        scratch = thread_scratch()
+        payload = await self._read(scratch)
+        if payload is None:
+            return END
+        if type(payload) is not memoryview:
+            return parse(payload)
+        try:
+            return parse(payload)
+        finally:
+            scratch.give_back(payload)
+
+    async def _read(self, scratch: ScratchBuffer | None) -> Buffer | None:
         decoder = self._decoder
         while True:
             try:
-                message = decoder.next_message()
+                message = decoder.next_message(scratch)
             except MessageTooLarge as exc:
                 raise RpcError(StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
             except FramingError as exc:
                 raise RpcError(StatusCode.INTERNAL, str(exc)) from None
             if message is not None:
-                return self._decode(*message)
+                return self._decode(*message, scratch)
             if self._ended:
                 return None
             chunk = await self._stream.read_chunk()
@@ -72,10 +140,19 @@ class MessageReader:
                 return None
             decoder.feed(chunk)
 
-    def _decode(self, compressed: bool, payload: bytes | bytearray) -> bytes | bytearray:
+    def _decode(self, compressed: bool, payload: Buffer, scratch: ScratchBuffer | None) -> Buffer:
         self.last_compressed = compressed
         if not compressed:
             return payload
+        if scratch is not None and type(payload) is memoryview:
+            # Decompressed into a new buffer: the borrowed one can go back.
+            try:
+                return self._decompress(payload)
+            finally:
+                scratch.give_back(payload)
+        return self._decompress(payload)
+
+    def _decompress(self, payload: Buffer) -> Buffer:
         if self._encoding is None:
             raise RpcError(
                 StatusCode.INTERNAL, "compressed message without a grpc-encoding for the stream"

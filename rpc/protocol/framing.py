@@ -5,10 +5,18 @@ decoder reassembles. It keeps the received chunks as they came (views, not
 copies) until a whole message is there, then copies the message out once:
 into ``bytes`` when it lies within one chunk, else into a ``bytearray`` sized
 from its prefix. Linear in the bytes received, however the stream is cut.
+
+For a consumer that copies what it keeps (protobuf's parsers), a
+:class:`ScratchBuffer` spares even that: a message within one chunk is handed
+over as a view of it, one spread over several is assembled in the scratch
+buffer, which is used again for the next message. Allocating a fresh buffer
+per large message costs more than the copy: glibc gives freed megabytes back
+to the kernel, which maps and zeroes the pages again for the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections import deque
 
@@ -45,6 +53,67 @@ def frame_parts(payload: Buffer, *, compressed: bool = False) -> list[Buffer]:
     return [_HEADER.pack(1 if compressed else 0, len(payload)), payload]
 
 
+SCRATCH_KEEP = 4 * 1024 * 1024
+"""The largest message a :class:`ScratchBuffer` assembles (and so the memory it
+may keep): gRPC's default receive limit. Larger ones get a buffer of their own."""
+
+
+class ScratchBuffer:
+    """One buffer, used again and again, for messages parsed at once and not kept.
+
+    :meth:`borrow` lends a view of the buffer; :meth:`give_back` ends the
+    loan by *releasing* that view. Safety does not rest on the borrower's
+    good manners alone: a consumer that kept the view finds it released (any
+    use raises ValueError, rather than reading the next message's bytes), and
+    if another view of it still exists (``memoryview(view)``, numpy), the
+    buffer is dropped and never written again. While
+    lent, the buffer is not lent again (a second borrower gets None).
+    (A C extension keeping a raw pointer past the call, against the buffer
+    protocol, is the one case left: hence only for parsers known to copy.)
+
+    Memory is bounded: at most ``keep`` bytes are kept, the size of the
+    largest message assembled so far.
+    """
+
+    __slots__ = ("_buffer", "_keep", "_lent")
+
+    def __init__(self, keep: int = SCRATCH_KEEP) -> None:
+        self._buffer = bytearray()
+        self._keep = keep
+        self._lent = False
+
+    @property
+    def capacity(self) -> int:
+        """Bytes held now (for tests and memory accounting)."""
+        return len(self._buffer)
+
+    def borrow(self, size: int) -> memoryview | None:
+        """A writable view of ``size`` bytes, or None (too large, empty, or already lent)."""
+        if self._lent or size > self._keep or not size:
+            return None
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        self._lent = True
+        return memoryview(self._buffer)[:size]
+
+    def give_back(self, view: memoryview) -> None:
+        """End the loan of ``view`` (from :meth:`borrow`); other views are only released."""
+        buffer = self._buffer
+        mine = view.obj is buffer
+        with contextlib.suppress(BufferError):
+            view.release()
+        if not mine:
+            return
+        self._lent = False
+        # Whoever got the view may have made another of it (``memoryview(view)``
+        # shares the export, so releasing ours succeeds): a bytearray refuses
+        # to change size while anything still views it.
+        try:
+            buffer.append(buffer.pop())
+        except BufferError:
+            self._buffer = bytearray()
+
+
 class MessageDecoder:
     """Incremental decoder: ``feed`` bytes, then take messages with ``next_message``."""
 
@@ -77,11 +146,17 @@ class MessageDecoder:
             chunks.append(data)
         self._available += size
 
-    def next_message(self) -> tuple[bool, bytes | bytearray] | None:
+    def next_message(self, scratch: ScratchBuffer | None = None) -> tuple[bool, Buffer] | None:
         """The next complete message as ``(compressed, payload)``, or None if incomplete.
 
         Raises MessageTooLarge as soon as a prefix announces an oversized
         message, before its payload is buffered; FramingError on a bad flag.
+
+        Without ``scratch`` the payload is the caller's to keep. With it, the
+        payload may be a memoryview of a received chunk or of the scratch
+        buffer: valid only until ``scratch.give_back(payload)``, which the
+        caller must call once it has copied what it needs (before any other
+        message is decoded).
         """
         pending = self._pending
         if pending is None:
@@ -97,7 +172,41 @@ class MessageDecoder:
         if self._available < length:
             return None
         self._pending = None
-        return compressed, self._take(length)
+        if scratch is None or length < SMALL_CHUNK:
+            return compressed, self._take(length)
+        return compressed, self._take_transient(length, scratch)
+
+    def _take_transient(self, size: int, scratch: ScratchBuffer) -> Buffer:
+        """Like :meth:`_take`, without copying: a view of the chunk, or assembled in ``scratch``."""
+        chunks = self._chunks
+        first = chunks[0]
+        if len(first) < size:
+            view = scratch.borrow(size)
+            if view is None:
+                return self._take(size)
+            self._available -= size
+            filled = 0
+            while filled < size:
+                chunk = chunks[0]
+                room = size - filled
+                if len(chunk) <= room:
+                    view[filled : filled + len(chunk)] = chunks.popleft()
+                    filled += len(chunk)
+                else:
+                    part = memoryview(chunk)
+                    view[filled:] = part[:room]
+                    chunks[0] = part[room:]
+                    filled = size
+            return view
+        # Chunks never change once fed, except the last bytearray growing,
+        # which a memoryview of it prevents: hence the view of the remainder.
+        self._available -= size
+        whole = memoryview(first)
+        if len(first) == size:
+            chunks.popleft()
+        else:
+            chunks[0] = whole[size:]
+        return whole[:size]
 
     def _take(self, size: int) -> bytes | bytearray:
         """Remove ``size`` bytes from the front: one copy, wherever they lie."""
