@@ -530,9 +530,7 @@ class Call(Generic[Req, Resp]):
             return None
         assert self._reader is not None
         try:
-            message = await self._reader.read_message(
-                self._parse_response, parse_copies=self._method.deserializers_copy
-            )
+            message = await self._reader.read_message(self._parse_response)
         except core.H2Error as exc:
             self._fail(exc)
         except _ParseError as exc:
@@ -851,6 +849,7 @@ class Call(Generic[Req, Resp]):
             stream,
             encoding=None,
             max_length=self._channel.max_receive_message_length,
+            parse_copies=self._method.deserializers_copy,
         )
         if "grpc-status" in fields:
             # Trailers-Only: the whole answer is in this one header block. Taking
@@ -885,6 +884,7 @@ class Call(Generic[Req, Resp]):
                 stream,
                 encoding=encoding,
                 max_length=self._channel.max_receive_message_length,
+                parse_copies=self._method.deserializers_copy,
             )
 
     async def _read_single_response(self) -> Resp:

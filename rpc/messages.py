@@ -56,13 +56,22 @@ def thread_scratch() -> ScratchBuffer:
 
 
 class MessageReader:
-    """Yields the messages of one stream, already decompressed and size-checked."""
+    """Yields the messages of one stream, already decompressed and size-checked.
+
+    ``parse_copies``: the messages are for a parser that copies what it keeps
+    of its argument and never holds on to the buffer itself (protobuf's do;
+    see ``Method.deserializers_copy``). Then :meth:`read_message` does not
+    copy them for it: each is a view of the received bytes, or assembled as
+    it arrives in this thread's scratch buffer, released as soon as the parser
+    returns. Otherwise every payload is a buffer of its own.
+    """
 
     __slots__ = (
         "_decoder",
         "_encoding",
         "_ended",
         "_max_length",
+        "_scratch",
         "_stream",
         "last_compressed",
     )
@@ -73,11 +82,13 @@ class MessageReader:
         *,
         encoding: str | None,
         max_length: int | None,
+        parse_copies: bool = False,
     ) -> None:
         self._stream = stream
         self._encoding = encoding
         self._max_length = max_length
-        self._decoder = MessageDecoder(max_length)
+        self._scratch = thread_scratch() if parse_copies else None
+        self._decoder = MessageDecoder(max_length, self._scratch)
         self._ended = False
         self.last_compressed = False
         """Whether the last message read was compressed on the wire."""
@@ -92,24 +103,17 @@ class MessageReader:
         A message that came in several DATA frames is a ``bytearray`` (it was
         assembled in place, one copy); deserializers take any bytes-like object.
         """
-        return await self._read(None)
+        payload = await self._read()
+        if type(payload) is not memoryview:
+            return payload
+        try:
+            return bytes(payload)
+        finally:
+            self._give_back(payload)
 
-    async def read_message(
-        self, parse: Callable[[Buffer], T], *, parse_copies: bool
-    ) -> T | Literal[End.END]:
-        """The next message as ``parse`` makes it, or :data:`END` at the end of the stream.
-
-        ``parse_copies``: ``parse`` copies what it keeps of its argument (as
-        protobuf's parsers do) and never holds on to the buffer itself. Then
-        the payload is not copied for it: it is a view of the received bytes
-        or of this thread's scratch buffer, released as soon as ``parse``
-        returns. Otherwise ``parse`` gets a payload of its own, as from :meth:`read`.
-        """
-        if not parse_copies:
-            payload = await self._read(None)
-            return END if payload is None else parse(payload)
-        scratch = thread_scratch()
-        payload = await self._read(scratch)
+    async def read_message(self, parse: Callable[[Buffer], T]) -> T | Literal[End.END]:
+        """The next message as ``parse`` makes it, or :data:`END` at the end of the stream."""
+        payload = await self._read()
         if payload is None:
             return END
         if type(payload) is not memoryview:
@@ -117,19 +121,23 @@ class MessageReader:
         try:
             return parse(payload)
         finally:
-            scratch.give_back(payload)
+            self._give_back(payload)
 
-    async def _read(self, scratch: ScratchBuffer | None) -> Buffer | None:
+    def _give_back(self, payload: memoryview) -> None:
+        assert self._scratch is not None
+        self._scratch.give_back(payload)
+
+    async def _read(self) -> Buffer | None:
         decoder = self._decoder
         while True:
             try:
-                message = decoder.next_message(scratch)
+                message = decoder.next_message()
             except MessageTooLarge as exc:
                 raise RpcError(StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
             except FramingError as exc:
                 raise RpcError(StatusCode.INTERNAL, str(exc)) from None
             if message is not None:
-                return self._decode(*message, scratch)
+                return self._decode(*message)
             if self._ended:
                 return None
             chunk = await self._stream.read_chunk()
@@ -140,16 +148,16 @@ class MessageReader:
                 return None
             decoder.feed(chunk)
 
-    def _decode(self, compressed: bool, payload: Buffer, scratch: ScratchBuffer | None) -> Buffer:
+    def _decode(self, compressed: bool, payload: Buffer) -> Buffer:
         self.last_compressed = compressed
         if not compressed:
             return payload
-        if scratch is not None and type(payload) is memoryview:
+        if type(payload) is memoryview:
             # Decompressed into a new buffer: the borrowed one can go back.
             try:
                 return self._decompress(payload)
             finally:
-                scratch.give_back(payload)
+                self._give_back(payload)
         return self._decompress(payload)
 
     def _decompress(self, payload: Buffer) -> Buffer:

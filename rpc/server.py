@@ -78,6 +78,7 @@ class ServerContext:
             stream,
             encoding=request_encoding,
             max_length=server.max_receive_message_length,
+            parse_copies=method.deserializers_copy,
         )
         self._response_encoding: str | None = server.compression
         self._headers_sent = False
@@ -184,9 +185,7 @@ class ServerContext:
 
     async def read(self) -> Any | None:
         """The next request message, or None once the client has sent them all."""
-        message = await self._reader.read_message(
-            self._parse_request, parse_copies=self._method.deserializers_copy
-        )
+        message = await self._reader.read_message(self._parse_request)
         return None if message is END else message
 
     def _parse_request(self, payload: Buffer) -> Any:

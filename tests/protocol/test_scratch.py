@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any
 
 import pytest
@@ -79,47 +80,65 @@ def test_other_views_are_only_released() -> None:
     scratch.give_back(mine)
 
 
-def test_decoder_assembles_a_message_of_several_chunks_in_the_scratch_buffer() -> None:
+def test_a_large_message_is_assembled_in_the_scratch_buffer_as_it_arrives() -> None:
     scratch = ScratchBuffer()
-    decoder = MessageDecoder()
-    data = framed(b"x" * 10_000) + framed(b"y" * 9_000) + framed(b"z" * 9_000)
-    for start in range(0, len(data), 4096):
-        decoder.feed(data[start : start + 4096])
-    first = decoder.next_message(scratch)
+    decoder = MessageDecoder(scratch=scratch)
+    data = framed(b"x" * 100_000) + framed(b"y" * 9_000)
+    pieces = [data[start : start + 30_000] for start in range(0, len(data), 30_000)]
+    decoder.feed(pieces[0])
+    assert decoder.next_message() is None
+    for piece in pieces[1:]:
+        before = sys.getrefcount(piece)
+        decoder.feed(piece)
+        if piece is not pieces[-1]:
+            assert sys.getrefcount(piece) == before  # copied at once, not held
+    first = decoder.next_message()
     assert first is not None
     compressed, payload = first
-    assert not compressed and type(payload) is memoryview and bytes(payload) == b"x" * 10_000
+    assert not compressed and type(payload) is memoryview
+    assert bytes(payload) == b"x" * 100_000 and scratch.capacity == 100_000
     # Lent: the next message gets a buffer of its own, the first stays intact.
-    second = decoder.next_message(scratch)
-    assert second is not None and type(second[1]) is bytearray and second[1] == b"y" * 9_000
-    assert bytes(payload) == b"x" * 10_000
+    second = decoder.next_message()
+    assert second is not None and bytes(second[1]) == b"y" * 9_000
+    assert bytes(payload) == b"x" * 100_000
     scratch.give_back(payload)
-    third = decoder.next_message(scratch)
-    assert third is not None and type(third[1]) is memoryview and bytes(third[1]) == b"z" * 9_000
-    scratch.give_back(third[1])
     assert not decoder.has_partial
 
 
-def test_decoder_falls_back_to_a_buffer_of_its_own_when_the_scratch_is_lent() -> None:
+def test_the_scratch_buffer_is_not_shared_by_two_messages_in_progress() -> None:
     scratch = ScratchBuffer()
-    loan = scratch.borrow(10)
-    assert loan is not None
-    decoder = MessageDecoder()
-    data = framed(b"q" * 10_000)
-    decoder.feed(data[:5000])
-    decoder.feed(data[5000:])
-    message = decoder.next_message(scratch)
-    assert message is not None and type(message[1]) is bytearray
-    assert message[1] == b"q" * 10_000
+    one, two = MessageDecoder(scratch=scratch), MessageDecoder(scratch=scratch)
+    data = [framed(bytes([byte]) * 10_000) for byte in b"ab"]
+    one.feed(data[0][:5000])
+    two.feed(data[1][:5000])
+    assert one.next_message() is None and two.next_message() is None
+    one.feed(data[0][5000:])
+    two.feed(data[1][5000:])
+    first, second = one.next_message(), two.next_message()
+    assert first is not None and second is not None
+    assert type(first[1]) is memoryview and type(second[1]) is bytearray
+    assert bytes(first[1]) == b"a" * 10_000 and second[1] == b"b" * 10_000
 
 
-def test_decoder_hands_a_message_within_one_chunk_as_a_view_of_it() -> None:
-    decoder = MessageDecoder()
+def test_a_decoder_abandoned_half_way_does_not_keep_the_scratch_buffer() -> None:
+    scratch = ScratchBuffer()
+    decoder = MessageDecoder(scratch=scratch)
+    decoder.feed(framed(b"q" * 10_000)[:5000])
+    assert decoder.next_message() is None
+    assert scratch.borrow(100) is None
+    del decoder
+    view = scratch.borrow(100)
+    assert view is not None
+    scratch.give_back(view)
+
+
+def test_a_message_within_one_chunk_is_a_view_of_it() -> None:
+    decoder = MessageDecoder(scratch=ScratchBuffer())
     decoder.feed(framed(b"a" * 8000) + framed(b"b" * 8000))
-    message = decoder.next_message(ScratchBuffer())
+    message = decoder.next_message()
     assert message is not None and type(message[1]) is memoryview
     assert bytes(message[1]) == b"a" * 8000
-    message = decoder.next_message(ScratchBuffer())
+    message = decoder.next_message()
     assert message is not None and bytes(message[1]) == b"b" * 8000
 
 
