@@ -19,7 +19,7 @@ from . import core
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
 from .deadlines import resolve_deadline
 from .http2 import ErrorCodes
-from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
+from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, END, MessageReader, frame_message
 from .methods import Method, MethodKind, Req, Resp
 from .protocol import compression as codecs
 from .protocol.framing import Buffer
@@ -537,20 +537,25 @@ class Call(Generic[Req, Resp]):
             return None
         assert self._reader is not None
         try:
-            payload = await self._reader.read()
+            message = await self._reader.read_message(self._parse_response)
         except core.H2Error as exc:
             self._fail(exc)
+        except _ParseError as exc:
+            self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
         except RpcError as exc:
             self._abort(exc)
-        if payload is None:
+        if message is END:
             await self._finish()
             return None
+        return message
+
+    def _parse_response(self, payload: Buffer) -> Resp:
         try:
-            # A bytearray when reassembled from several frames: deserializers
-            # take any bytes-like object (protobuf's do).
+            # A bytearray or memoryview, not always bytes: deserializers take
+            # any bytes-like object (protobuf's do).
             return self._method.response_deserializer(cast(bytes, payload))
         except Exception as exc:
-            self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
+            raise _ParseError(str(exc)) from None
 
     def __aiter__(self) -> Call[Req, Resp]:
         return self
@@ -862,6 +867,7 @@ class Call(Generic[Req, Resp]):
             stream,
             encoding=None,
             max_length=self._channel.max_receive_message_length,
+            parse_copies=self._method.deserializers_copy,
         )
         if "grpc-status" in fields:
             # Trailers-Only: the whole answer is in this one header block. Taking
@@ -896,6 +902,7 @@ class Call(Generic[Req, Resp]):
                 stream,
                 encoding=encoding,
                 max_length=self._channel.max_receive_message_length,
+                parse_copies=self._method.deserializers_copy,
             )
 
     async def _read_single_response(self) -> Resp:
@@ -1010,6 +1017,10 @@ class Call(Generic[Req, Resp]):
     def _abandon(self) -> None:
         """The caller stopped waiting (error or cancellation): leave no stream open."""
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
+
+
+class _ParseError(Exception):
+    """The response deserializer failed (told apart from the reader's own RpcErrors)."""
 
 
 def _consume_exception(task: asyncio.Future[Any]) -> None:

@@ -36,6 +36,13 @@ class Method(Generic[Req, Resp]):
     is the wire name, ``/package.Service/Method``. A deserializer may get a
     ``bytearray`` instead of ``bytes`` (a large message is reassembled in
     place): it must take any bytes-like object, as protobuf's do.
+
+    ``deserializers_copy`` says the deserializers copy what they keep of their
+    argument and keep no reference to it (protobuf's ``FromString`` does):
+    they are then given memoryviews of buffers that are used again for later
+    messages, which spares a copy and a fresh buffer per large message.
+    Leave it False for a deserializer that may return or keep its argument
+    (``bytes``, say): it then gets a buffer of its own for each message.
     """
 
     path: str
@@ -44,6 +51,7 @@ class Method(Generic[Req, Resp]):
     request_deserializer: Callable[[bytes], Req]
     response_serializer: Callable[[Resp], bytes]
     response_deserializer: Callable[[bytes], Resp]
+    deserializers_copy: bool = False
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path.count("/") != 2:
@@ -61,6 +69,7 @@ class Method(Generic[Req, Resp]):
             request_type.FromString,  # type: ignore[attr-defined]
             _serialize,
             response_type.FromString,  # type: ignore[attr-defined]
+            deserializers_copy=True,
         )
 
     @property

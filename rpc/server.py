@@ -20,9 +20,10 @@ from typing import Any, NoReturn, cast
 from . import core
 from .deadlines import current_deadline
 from .http2 import ErrorCodes
-from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageReader, frame_message
+from .messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, END, MessageReader, frame_message
 from .methods import Method
 from .protocol import compression
+from .protocol.framing import Buffer
 from .protocol.metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
 from .protocol.status import RpcError, StatusCode, encode_message
 from .protocol.timeout import decode_timeout
@@ -77,6 +78,7 @@ class ServerContext:
             stream,
             encoding=request_encoding,
             max_length=server.max_receive_message_length,
+            parse_copies=method.deserializers_copy,
         )
         self._response_encoding: str | None = server.compression
         self._headers_sent = False
@@ -183,12 +185,13 @@ class ServerContext:
 
     async def read(self) -> Any | None:
         """The next request message, or None once the client has sent them all."""
-        payload = await self._reader.read()
-        if payload is None:
-            return None
+        message = await self._reader.read_message(self._parse_request)
+        return None if message is END else message
+
+    def _parse_request(self, payload: Buffer) -> Any:
         try:
-            # A bytearray when reassembled from several frames: deserializers
-            # take any bytes-like object (protobuf's do).
+            # A bytearray or memoryview, not always bytes: deserializers take
+            # any bytes-like object (protobuf's do).
             return self._method.request_deserializer(cast(bytes, payload))
         except Exception as exc:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse request message: {exc}") from None

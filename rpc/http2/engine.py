@@ -25,7 +25,7 @@ from .engine_core import EngineCore
 from .errors import ErrorCodes
 from .interface import Buffer, EventHandler
 from .receive_control import ControlFrameReceiver
-from .receive_streams import StreamFrameReceiver
+from .receive_streams import STREAMED_DATA_SIZE, StreamFrameReceiver
 from .sending import FrameSender
 from .settings import DEFAULT_WINDOW_SIZE, ConnectionSettings
 from .streams import LOCAL_OPEN
@@ -34,6 +34,7 @@ _MAGIC = frames.CLIENT_MAGIC
 _MAGIC_SIZE = len(_MAGIC)
 _HEADER_SIZE = frames.FRAME_HEADER_SIZE
 _SETTINGS = frames.SETTINGS
+_DATA = frames.DATA
 _CONTINUATION = frames.CONTINUATION
 _STREAM_ID_MASK = frames.STREAM_ID_MASK
 _E = ErrorCodes
@@ -84,6 +85,13 @@ class NativeEngine(StreamFrameReceiver, ControlFrameReceiver, FrameSender, Engin
         if data:
             # The bytes must not change under the memoryviews handed out.
             chunk = data if type(data) is bytes else bytes(data)
+            if self._streamed is not None:
+                # The rest of a large DATA frame: passed on as it comes, and
+                # nothing else is buffered meanwhile (it began at a read's end).
+                offset = self._continue_data(chunk, 0, len(chunk))
+                if offset == len(chunk):
+                    return False
+                return self._run(chunk, offset)
             self._chunks.append(chunk)
             self._buffered += len(chunk)
         if not self._buffered or self._buffered < self._needed:
@@ -92,17 +100,24 @@ class NativeEngine(StreamFrameReceiver, ControlFrameReceiver, FrameSender, Engin
         buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = []
         self._buffered = 0
-        offset, stopped_early = self._process(buf)
+        return self._run(buf, 0)
+
+    def _run(self, buf: bytes, offset: int) -> bool:
+        """Process ``buf`` from ``offset``, keeping an incomplete frame for later."""
+        offset, stopped_early = self._process(buf, offset)
         if offset < len(buf) and not self._dead:
             rest = buf[offset:]
             self._chunks.append(rest)
             self._buffered = len(rest)
         return stopped_early
 
-    def _process(self, buf: bytes) -> tuple[int, bool]:
-        """Handle the complete frames in ``buf``; where it stopped, and whether early."""
+    def _process(self, buf: bytes, offset: int) -> tuple[int, bool]:
+        """Handle the complete frames of ``buf[offset:]``; where it stopped, and whether early.
+
+        ``offset`` is 0 until the preface is in (only a streamed DATA frame,
+        which needs the peer's SETTINGS first, leaves a read half used).
+        """
         end = len(buf)
-        offset = 0
         if self._awaiting_magic:
             if end < _MAGIC_SIZE:
                 if buf != _MAGIC[:end]:
@@ -128,6 +143,15 @@ class NativeEngine(StreamFrameReceiver, ControlFrameReceiver, FrameSender, Engin
                 self._connection_error(_E.FRAME_SIZE_ERROR, f"frame of {length} bytes")
             start = offset + _HEADER_SIZE
             if end - start < length:
+                if (
+                    frame_type == _DATA
+                    and length >= STREAMED_DATA_SIZE
+                    and not self._block_stream
+                    and not self._awaiting_settings
+                    and self._begin_data(buf, start, end, length, flags, sid & _STREAM_ID_MASK)
+                ):
+                    self._needed = _HEADER_SIZE
+                    return end, False
                 self._needed = _HEADER_SIZE + length
                 return offset, False
             offset = start + length

@@ -89,6 +89,12 @@ class EngineCore:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._needed = 1 if not client_side else frames.FRAME_HEADER_SIZE
+        # A large DATA frame being passed on as it arrives (see _begin_data):
+        # its stream, payload bytes still to come, then padding to skip.
+        self._streamed: Stream | None = None
+        self._streamed_left = 0
+        self._streamed_padding = 0
+        self._streamed_end = False
         self._awaiting_magic = not client_side
         self._awaiting_settings = True
         self._unacked_stream_windows: list[int] = []

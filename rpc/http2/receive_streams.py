@@ -50,6 +50,12 @@ MEMORYVIEW_THRESHOLD = 4096
 """DATA payloads at least this large are handed over as memoryview slices of
 the received bytes; smaller ones are copied, which is cheaper than a view."""
 
+STREAMED_DATA_SIZE = 64 * 1024
+"""A DATA frame at least this large that a read leaves incomplete is passed on
+in pieces as it arrives (when it is sure to be accepted), not buffered whole:
+joining the reads that carry a 256 KiB frame would copy it into a new buffer
+the size of the frame, whose pages the kernel maps afresh on every message."""
+
 SELF_DEPENDENT = 0
 """Marks a HEADERS priority that names its own stream (weights are 1-256)."""
 
@@ -115,6 +121,85 @@ class StreamFrameReceiver(EngineCore):
         else:
             payload = buf[start:end]
         self._handler.on_data(sid, payload, bool(end_stream))
+
+    def _begin_data(
+        self, buf: bytes, start: int, end: int, length: int, flags: int, sid: int
+    ) -> bool:
+        """Start passing on a DATA frame of which ``buf[start:end]`` has arrived.
+
+        Only a frame that :meth:`_recv_data` would accept whole is streamed:
+        anything it would refuse or fail waits for the whole frame as before,
+        so errors and their timing do not change. Once begun, nothing can
+        refuse the frame's rest: other frames cannot come in between, and a
+        stream that we reset meanwhile just has its rest dropped.
+        """
+        overhead = 0
+        if flags & _PADDED:
+            if start == end:
+                return False
+            overhead = buf[start] + 1
+            if overhead > length:
+                return False
+        if not sid or length > self._recv_window.available:
+            return False
+        stream = self._streams.get(sid)
+        if (
+            stream is None
+            or stream.state not in REMOTE_OPEN
+            or not stream.remote_final_received
+            or length > stream.recv_window.available
+        ):
+            return False
+        size = length - overhead
+        expected = stream.expected_length
+        if expected is not None:
+            received = stream.received_length + size
+            if received > expected or (flags & _END_STREAM and received != expected):
+                return False
+            stream.received_length = received
+        self._recv_window.consume(length)
+        stream.recv_window.consume(length)
+        if overhead:
+            self._return_credit(stream, overhead)
+            start += 1
+        self._streamed = stream
+        self._streamed_left = size
+        self._streamed_padding = overhead - 1 if overhead else 0
+        self._streamed_end = bool(flags & _END_STREAM)
+        self._continue_data(buf, start, end)
+        return True
+
+    def _continue_data(self, buf: bytes, start: int, end: int) -> int:
+        """Pass on the streamed frame's bytes in ``buf[start:end]``; where the frame ended there."""
+        stream = self._streamed
+        assert stream is not None
+        size = min(end - start, self._streamed_left)
+        self._streamed_left -= size
+        stop = start + size
+        done = False
+        if not self._streamed_left:
+            skipped = min(end - stop, self._streamed_padding)
+            self._streamed_padding -= skipped
+            done = not self._streamed_padding
+            if done:
+                self._streamed = None
+            stop += skipped
+        if self._streams.get(stream.id) is not stream:
+            # We reset the stream meanwhile: drop the rest, as for a late frame.
+            if size:
+                self._return_credit(None, size)
+            return stop
+        end_stream = done and self._streamed_end
+        if end_stream:
+            self._end_remote(stream)
+        if size or end_stream:
+            # The same rule as for a whole frame: a view only of most of the buffer.
+            if size >= MEMORYVIEW_THRESHOLD and size * 2 >= len(buf):
+                payload: Buffer = memoryview(buf)[start : start + size]
+            else:
+                payload = buf[start : start + size]
+            self._handler.on_data(stream.id, payload, end_stream)
+        return stop
 
     def _refuse_data(self, sid: int, stream: Stream | None, length: int) -> None:
         """DATA the stream cannot take; its connection credit goes back at once."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from .framing import MessageTooLarge
+from .framing import Buffer, MessageTooLarge
 
 IDENTITY = "identity"
 GZIP = "gzip"
@@ -40,7 +40,7 @@ def compress(name: str, data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-def decompress(name: str, data: bytes | bytearray, limit: int | None) -> bytes:
+def decompress(name: str, data: Buffer, limit: int | None) -> bytes:
     """Decompress one message, never producing more than ``limit`` bytes.
 
     The output is bounded while it is produced, so a small "decompression
