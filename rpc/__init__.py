@@ -3,11 +3,12 @@
 Layers, bottom up: :mod:`rpc.http2` (sans-I/O HTTP/2 engines: frames and
 protocol state) -> :mod:`rpc.core` (HTTP/2 connections and streams on
 asyncio) -> :mod:`rpc.protocol` (gRPC call semantics: status, metadata,
-timeouts, framing, compression; pure) ->
-:class:`Server` and :class:`Channel` -> generated stubs.
+timeouts, framing, compression; pure) -> :mod:`rpc.client` (:class:`Channel`)
+and :mod:`rpc.server` (:class:`Server`) -> :mod:`rpc.services` (health) ->
+generated stubs.
 """
 
-from .channel import (
+from .client import (
     Call,
     Channel,
     StreamStreamCallable,
@@ -15,7 +16,7 @@ from .channel import (
     UnaryStreamCallable,
     UnaryUnaryCallable,
 )
-from .connectivity import BackoffConfig, ConnectivityState
+from .client.connectivity import BackoffConfig, ConnectivityState
 from .core.keepalive import ConnectionLifetime, Keepalive, PingPolicy
 from .methods import Method, MethodKind
 from .protocol.metadata import Metadata

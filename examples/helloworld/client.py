@@ -12,7 +12,7 @@ from helloworld.helloworld_pb2 import HelloRequest
 from helloworld.helloworld_rpc import GreeterStub
 
 import rpc
-from rpc import health
+from rpc.services import health
 
 
 async def run(target: str, name: str) -> None:

@@ -18,7 +18,7 @@ from helloworld.helloworld_pb2 import HelloReply, HelloRequest
 from helloworld.helloworld_rpc import GreeterServicer
 
 import rpc
-from rpc.health import SERVING, HealthServicer
+from rpc.services.health import SERVING, HealthServicer
 
 
 class Greeter(GreeterServicer):

@@ -40,7 +40,7 @@ def _mypy_strict(directory: Path, pb2_modules: list[str], *files: Path) -> None:
 
     protoc's own .pyi files use bare ``Mapping``: that one check is relaxed for
     them (only them), the way a project using them configures mypy. That
-    includes rpc/_proto's (an example may use rpc.health), relaxed as in our
+    includes rpc/_proto's (an example may use rpc.services.health), relaxed as in our
     pyproject.toml: rpc is on MYPYPATH here, so mypy checks it like user code.
     """
     config = directory / "mypy.ini"

@@ -1,4 +1,4 @@
-"""The health service (rpc.health) against grpcio-health-checking, both ways, and alone."""
+"""The health service (rpc.services.health) against grpcio-health-checking, both ways, and alone."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import rpc
-from rpc import health
-from rpc.health import NOT_SERVING, SERVICE_UNKNOWN, SERVING, UNKNOWN, HealthServicer
+from rpc.services import health
+from rpc.services.health import NOT_SERVING, SERVICE_UNKNOWN, SERVING, UNKNOWN, HealthServicer
 
 TIMEOUT = 30  # generous: only a hang should ever hit it
 

@@ -12,7 +12,7 @@ PROGRAM = """
 import asyncio
 import uvloop
 import rpc
-from rpc import health
+from rpc.services import health
 
 async def main():
     checker = health.HealthServicer()

@@ -41,7 +41,7 @@ def test_a_grpc_call_on_the_default_engine_imports_no_h2() -> None:
         import asyncio, os, sys
         os.environ.pop("H2RPC_ENGINE", None)
         import rpc
-        from rpc import health
+        from rpc.services import health
 
         async def main():
             server = rpc.Server([health.HealthServicer()])

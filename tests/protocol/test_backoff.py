@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from rpc.connectivity import Backoff, BackoffConfig
+from rpc.client.connectivity import Backoff, BackoffConfig
 
 
 def _no_jitter(low: float, high: float) -> float:

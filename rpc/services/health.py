@@ -24,14 +24,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeAlias
 
-from . import Call, Channel, RpcError, ServerContext, StatusCode
-from ._proto import health_v1_rpc
-from ._proto.health_v1_pb2 import (
+from .._proto import health_v1_rpc
+from .._proto.health_v1_pb2 import (
     HealthCheckRequest,
     HealthCheckResponse,
     HealthListRequest,
     HealthListResponse,
 )
+from ..client import Call, Channel
+from ..protocol.status import RpcError, StatusCode
+from ..server import ServerContext
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",
