@@ -101,6 +101,8 @@ class Call(Generic[Req, Resp]):
         """The call's failure, once known; every later operation raises it."""
         self._code: StatusCode | None = None
         self._details = ""
+        self._status_details: bytes | None = None
+        """The raw ``grpc-status-details-bin`` received, whatever the code (see rpc.status)."""
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
         self._done_writing = False
@@ -215,6 +217,11 @@ class Call(Generic[Req, Resp]):
     async def details(self) -> str:
         await self._wait_finished()
         return self._details
+
+    async def status_details(self) -> bytes | None:
+        """The raw ``grpc-status-details-bin`` (a ``google.rpc.Status``; see :mod:`rpc.status`)."""
+        await self._wait_finished()
+        return self._status_details
 
     def done(self) -> bool:
         return self._finished
@@ -566,6 +573,7 @@ class Call(Generic[Req, Resp]):
         except ValueError as exc:
             code, details, trailing = StatusCode.INTERNAL, str(exc), Metadata()
         self._trailing_metadata = trailing
+        self._status_details = status_details
         if code is StatusCode.OK:
             self._set_done(StatusCode.OK, details)
             return
