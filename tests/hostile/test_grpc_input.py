@@ -355,3 +355,93 @@ async def test_client_that_never_reads_its_response_holds_no_more_than_its_windo
         answer = await peer.answer(5, GUARD)
         assert status_of(answer) is StatusCode.OK and answer.data == message(b"still")
         await peer.send(wire.rst_stream(3))
+
+
+# --- a hostile server: the same bytes, to our client ----------------------------------------
+
+
+HOSTILE_ANSWERS: dict[str, tuple[list[tuple[str, str]], bytes, StatusCode]] = {
+    "4gb-prefix": (
+        [],
+        struct.pack(">BI", 0, 0xFFFF_FFFF) + b"x" * 100,
+        StatusCode.RESOURCE_EXHAUSTED,
+    ),
+    "prefix-larger-than-body": ([], struct.pack(">BI", 0, 1000) + b"x" * 10, StatusCode.INTERNAL),
+    "compressed-flag-without-encoding": (
+        [],
+        struct.pack(">BI", 1, 3) + b"abc",
+        StatusCode.INTERNAL,
+    ),
+    "gzip-bomb": ([("grpc-encoding", "gzip")], b"", StatusCode.RESOURCE_EXHAUSTED),
+    "malformed-protobuf": ([], wire.grpc_message(b"\xff\xff\xff"), StatusCode.INTERNAL),
+}
+
+
+@contextlib.asynccontextmanager
+async def hostile_server(engine: str, kind: str) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A server on ``rpc.core`` that answers ``/Attack`` with the hostile bytes of ``kind``
+    and ``/Wait`` with an echo once released."""
+    release = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(stream: rpc.core.Stream) -> None:
+        with contextlib.suppress(rpc.core.H2Error):
+            path = dict(stream.headers or []).get(":path", "")
+            body = await stream.read(-1)
+            headers = [(":status", "200"), ("content-type", "application/grpc")]
+            if path.endswith("/Wait"):
+                await release.wait()
+                stream.send_headers(headers)
+                await stream.send_data(body)
+            else:
+                extra, data, _ = HOSTILE_ANSWERS[kind]
+                if kind == "gzip-bomb":
+                    bomb = gzip_bomb()
+                    data = struct.pack(">BI", 1, len(bomb)) + bomb
+                stream.send_headers(headers + extra)
+                await stream.send_data(data)
+            await stream.send_trailers({"grpc-status": "0"})
+
+    async def on_connected(conn: rpc.core.Connection) -> None:
+        with contextlib.suppress(rpc.core.H2Error, asyncio.CancelledError):
+            while True:
+                task = asyncio.ensure_future(serve(await conn.accept_stream()))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    server = await rpc.core.start_server(on_connected, "127.0.0.1", 0, engine=engine)
+    try:
+        yield server.sockets[0].getsockname()[1], release
+    finally:
+        release.set()
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_ANSWERS))
+async def test_hostile_server_answers_get_their_status_on_the_client(
+    engine: str, kind: str
+) -> None:
+    attack_method = rpc.Method.protobuf(
+        f"{PACKAGE}/Attack", rpc.MethodKind.UNARY_UNARY, BytesValue, BytesValue
+    )
+    async with (
+        hostile_server(engine, kind) as (port, release),
+        rpc.Channel(f"127.0.0.1:{port}") as channel,
+    ):
+        other = asyncio.ensure_future(channel.unary_unary(WAIT)(BytesValue(value=b"other")))
+        tracemalloc.start()
+        try:
+            with pytest.raises(rpc.RpcError) as info:
+                await asyncio.wait_for(channel.unary_unary(attack_method)(BytesValue()), GUARD)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert info.value.code is HOSTILE_ANSWERS[kind][2], info.value
+        assert peak < 64 * 1024 * 1024, peak
+        release.set()
+        # The call in flight on the same connection, and a new one, are unharmed.
+        assert (await asyncio.wait_for(other, GUARD)).value == b"other"
+        again = channel.unary_unary(WAIT)(BytesValue(value=b"again"))
+        assert (await asyncio.wait_for(again, GUARD)).value == b"again"
