@@ -7,7 +7,6 @@ that records what is written and whether reading is paused.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import hpack
 import pytest
@@ -18,47 +17,12 @@ from rpc.http2 import ConnectionSettings, ErrorCodes
 from rpc.http2.frames import frame_header, ping_frame, settings_frame
 from rpc.http2.settings import Limits
 
+from .helpers import RecordingTransport
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, SETTINGS, PING, GOAWAY = 0x0, 0x1, 0x4, 0x6, 0x7
 ACK = END_STREAM = 0x1
 END_HEADERS = 0x4
-
-
-class RecordingTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closing = False
-        self.reading = True
-        self.resumed = 0
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def writelines(self, list_of_data: Any) -> None:
-        self.writes.append(b"".join(list_of_data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 1) if name == "peername" else default
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-        self.resumed += 1
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
 
 
 def frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
