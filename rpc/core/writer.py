@@ -101,8 +101,11 @@ class Writer:
     def schedule(self) -> None:
         """Write what is pending at the end of this event-loop iteration."""
         if self._handle is None and self._engine.pending_output:
-            self._handle = self._loop.call_soon(self._end_of_turn)
-            self._batching = True
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._handle = self._loop.call_soon(self._end_of_turn)
+        self._batching = True
 
     def _end_of_turn(self) -> None:
         self._handle = None
@@ -110,10 +113,11 @@ class Writer:
 
     def sent(self) -> None:
         """Frames were queued: write now if much is pending, else at the end of the turn."""
-        if self._engine.pending_output >= FLUSH_THRESHOLD:
+        pending = self._engine.pending_output
+        if pending >= FLUSH_THRESHOLD:
             self.flush()
-        else:
-            self.schedule()
+        elif pending and self._handle is None:
+            self._schedule()
 
     def stream_ended(self) -> None:
         """Our side of a stream ended: its last frames go out now, a few ends at a time.
