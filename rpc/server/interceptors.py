@@ -226,9 +226,7 @@ class InterceptorChain:
         behavior = handler.behavior
         registered = self._methods.get(path)
         base = registered[0] if registered is not None else None
-        deserializer = handler.request_deserializer or (
-            base.request_deserializer if base else _raw
-        )
+        deserializer = handler.request_deserializer or (base.request_deserializer if base else _raw)
         serializer = handler.response_serializer or (base.response_serializer if base else _raw)
         try:
             method: Method[Any, Any] = Method(
