@@ -95,7 +95,7 @@ class UnaryStreamCall(ClientCall, Protocol[Resp_co]):
 class StreamUnaryCall(ClientCall, Protocol[Req_contra, Resp_co]):
     """A client-streaming call: ``write()`` requests (or give an iterable), await the response."""
 
-    async def write(self, request: Req_contra) -> None: ...
+    async def write(self, request: Req_contra, *, compress: bool = True) -> None: ...
     async def done_writing(self) -> None: ...
     def __await__(self) -> Generator[Any, None, Resp_co]: ...
 
@@ -103,7 +103,7 @@ class StreamUnaryCall(ClientCall, Protocol[Req_contra, Resp_co]):
 class StreamStreamCall(ClientCall, Protocol[Req_contra, Resp_co]):
     """A bidirectional call: ``write()`` requests (or give an iterable), iterate responses."""
 
-    async def write(self, request: Req_contra) -> None: ...
+    async def write(self, request: Req_contra, *, compress: bool = True) -> None: ...
     async def done_writing(self) -> None: ...
     def __aiter__(self) -> AsyncIterator[Resp_co]: ...
     async def read(self) -> Resp_co | None: ...
@@ -365,8 +365,8 @@ class _UnaryResponseCall(Generic[Req, Resp]):
     def __await__(self) -> Generator[Any, None, Resp]:
         return self._settle().__await__()
 
-    async def write(self, request: Req) -> None:
-        await self._call.write(request)
+    async def write(self, request: Req, *, compress: bool = True) -> None:
+        await self._call.write(request, compress=compress)
 
     async def done_writing(self) -> None:
         await self._call.done_writing()
@@ -407,7 +407,7 @@ class _FinishedUnaryCall(Generic[Resp]):
     async def _result(self) -> Resp:
         return self._response
 
-    async def write(self, request: Any) -> None:
+    async def write(self, request: Any, *, compress: bool = True) -> None:
         pass  # the call is over: requests are dropped, as on a call the server ended
 
     async def done_writing(self) -> None:
@@ -541,11 +541,11 @@ class InterceptedCall(Generic[Req, Resp]):
 
     # --- requests ------------------------------------------------------------------
 
-    async def write(self, request: Req) -> None:
+    async def write(self, request: Req, *, compress: bool = True) -> None:
         target = await self._resolve()
         call = target if _is_call(target) else self._chain.inner
         if call is not None:
-            await call.write(request)
+            await call.write(request, compress=compress)
 
     async def done_writing(self) -> None:
         target = await self._resolve()
