@@ -189,8 +189,10 @@ class InterceptorChain:
             raise RpcError(StatusCode.UNKNOWN, "Unexpected error in a server interceptor") from None
         if handler is None:
             return None
-        if not isinstance(handler, RpcMethodHandler):
-            log.error("a server interceptor returned %r for %s", type(handler).__name__, path)
+        if not isinstance(handler, RpcMethodHandler) or not callable(
+            getattr(handler, handler.kind.name.lower())
+        ):
+            log.error("a server interceptor returned %r for %s", handler, path)
             raise RpcError(StatusCode.UNKNOWN, "a server interceptor returned no RpcMethodHandler")
         return self._entry(path, handler)
 

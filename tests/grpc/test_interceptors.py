@@ -268,6 +268,11 @@ async def test_server_interceptor_returning_none_is_unimplemented(echo_modules: 
     [
         (ValueError("bug"), rpc.StatusCode.UNKNOWN, "Unexpected error in a server interceptor"),
         ("not a handler", rpc.StatusCode.UNKNOWN, "a server interceptor returned no"),
+        (
+            rpc.RpcMethodHandler(False, False),  # no behavior
+            rpc.StatusCode.UNKNOWN,
+            "a server interceptor returned no",
+        ),
         ("bad continuation", rpc.StatusCode.UNKNOWN, "Unexpected error in a server interceptor"),
         (
             rpc.RpcError(rpc.StatusCode.PERMISSION_DENIED, "no"),
