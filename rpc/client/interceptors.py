@@ -75,6 +75,7 @@ class ClientCall(Protocol):
     async def trailing_metadata(self) -> Metadata: ...
     async def code(self) -> StatusCode: ...
     async def details(self) -> str: ...
+    async def status_details(self) -> bytes | None: ...
     def done(self) -> bool: ...
     def cancel(self) -> bool: ...
 
@@ -386,6 +387,10 @@ class _UnaryResponseCall(Generic[Req, Resp]):
         await self._settle_quietly()
         return await self._call.details()
 
+    async def status_details(self) -> bytes | None:
+        await self._settle_quietly()
+        return await self._call.status_details()
+
     def done(self) -> bool:
         return self._call.done()
 
@@ -424,6 +429,9 @@ class _FinishedUnaryCall(Generic[Resp]):
 
     async def details(self) -> str:
         return ""
+
+    async def status_details(self) -> bytes | None:
+        return None
 
     def done(self) -> bool:
         return True
@@ -591,6 +599,12 @@ class InterceptedCall(Generic[Req, Resp]):
         if call is None:
             return self._error.details if isinstance(self._error, RpcError) else ""
         return await call.details()  # type: ignore[no-any-return]
+
+    async def status_details(self) -> bytes | None:
+        call = await self._settled_call()
+        if call is None:
+            return self._error.status_details if isinstance(self._error, RpcError) else None
+        return await call.status_details()  # type: ignore[no-any-return]
 
     def done(self) -> bool:
         if not self._resolved:

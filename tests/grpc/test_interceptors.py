@@ -530,6 +530,7 @@ async def test_client_interceptor_sees_the_status_and_wraps_the_response(
         response, call = await unary.with_call(pb2.EchoRequest(message="ok"), timeout=TIMEOUT)
         assert response.message == "OK"
         assert await call.code() is rpc.StatusCode.OK
+        assert await call.status_details() is None
         assert call.done()
         with pytest.raises(rpc.RpcError) as info:
             await unary(pb2.EchoRequest(status_code=5, status_message="gone"), timeout=TIMEOUT)
