@@ -34,7 +34,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterable, MutableSequence
-from typing import TYPE_CHECKING, Any, Protocol, cast, overload
+from typing import TYPE_CHECKING, Protocol, cast, overload
 
 from google.protobuf import any_pb2, descriptor_pb2, message_factory
 from google.protobuf.message import DecodeError, Message
@@ -43,7 +43,7 @@ from .protocol.metadata import Metadata, MetadataLike
 from .protocol.status import RpcError, StatusCode
 
 if TYPE_CHECKING:
-    from .client.call import Call
+    from .client.interceptors import ClientCall
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def from_error(error: RpcError) -> StatusMessage | None:
     return _checked(error.status_details, error.code, error.details)
 
 
-async def from_call(call: Call[Any, Any]) -> StatusMessage | None:
+async def from_call(call: ClientCall) -> StatusMessage | None:
     """The ``google.rpc.Status`` of a client call (waiting for it to end), or None.
 
     Works for calls that ended OK too: a server may attach details to any status.
