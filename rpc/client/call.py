@@ -372,34 +372,8 @@ class Call(Generic[Req, Resp]):
             await self._recover(exc, stream)
 
     def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
-        self._sender = asyncio.ensure_future(self._send_all(requests))
+        self._sender = asyncio.ensure_future(_send_all(self, requests))
         self._sender.add_done_callback(consume_exception)
-
-    async def _send_all(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
-        """Send what the request iterable yields (in its own task), then half-close.
-
-        An exception from the iterable itself cancels the call, as in grpc.aio;
-        one from writing means the call already failed, and readers see that.
-        """
-        try:
-            if isinstance(requests, AsyncIterable):
-                async for request in requests:
-                    if self._peer_stopped_reading or self._finished:
-                        break
-                    await self.write(request)
-            else:
-                for request in requests:
-                    if self._peer_stopped_reading or self._finished:
-                        break
-                    await self.write(request)
-            await self.done_writing()
-        except BaseException as exc:
-            if not self._finished:
-                self._end_locally(
-                    RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
-                )
-            if isinstance(exc, asyncio.CancelledError):
-                raise
 
     # --- transparent retry ---------------------------------------------------------------
 
@@ -640,6 +614,34 @@ class Call(Generic[Req, Resp]):
     def _abandon(self) -> None:
         """The caller stopped waiting (error or cancellation): leave no stream open."""
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
+
+
+async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterable[Req]) -> None:
+    """Send what the request iterable yields (in the call's sender task), then half-close.
+
+    An exception from the iterable itself cancels the call, as in grpc.aio;
+    one from writing means the call already failed, and readers see that.
+    The call cancels this task when it ends.
+    """
+    try:
+        if isinstance(requests, AsyncIterable):
+            async for request in requests:
+                if call._peer_stopped_reading or call._finished:
+                    break
+                await call.write(request)
+        else:
+            for request in requests:
+                if call._peer_stopped_reading or call._finished:
+                    break
+                await call.write(request)
+        await call.done_writing()
+    except BaseException as exc:
+        if not call._finished:
+            call._end_locally(
+                RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
+            )
+        if isinstance(exc, asyncio.CancelledError):
+            raise
 
 
 class _ParseError(Exception):
