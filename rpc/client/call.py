@@ -395,7 +395,10 @@ class Call(Generic[Req, Resp]):
         except core.H2Error as error:
             self._fail(error)
         except BaseException as error:
-            raise self._failed_opening(error) if isinstance(error, RpcError) else error from None
+            failure = self._failed_opening(error)
+            if isinstance(error, RpcError):
+                raise failure from None
+            raise
 
     async def _await_moved(self) -> None:
         await self._attempts.wait_moved()
@@ -412,8 +415,8 @@ class Call(Generic[Req, Resp]):
                 self._receiving_headers = True
                 try:
                     await self._receive_headers()
-                finally:
                     self._attempts.server_answered()
+                finally:
                     self._receiving_headers = False
                     taken, self._headers_taken = self._headers_taken, None
                     if taken is not None:
@@ -491,7 +494,12 @@ class Call(Generic[Req, Resp]):
         """Wait until the call's status is known, fetching it if need be (see the module doc)."""
         if not self._finished:
             try:
-                await self._start()
+                if self._stream is None:
+                    # Opened in a task of its own: giving up on the status (a
+                    # timeout around code()) must not cancel the call itself.
+                    opening = asyncio.ensure_future(self._start())
+                    opening.add_done_callback(consume_exception)
+                    await asyncio.shield(opening)
                 await self._take_headers()
                 if not self._finished:
                     await self._take_status_early()

@@ -4,6 +4,7 @@ known as soon as the server sent it, without iterating the call."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -186,3 +187,19 @@ async def test_status_waiters_and_a_reader_share_one_outcome(
         assert isinstance(initial_metadata, rpc.Metadata)
         assert first.index == 0
         assert [response.index async for response in call] == [1]
+
+
+async def test_giving_up_on_the_status_does_not_cancel_the_call() -> None:
+    """A timeout around code() while the call still waits for a connection
+    leaves the call going (as with grpc.aio); cancel() then ends it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    method = rpc.Method("/t.Raw/Call", rpc.MethodKind.UNARY_STREAM, bytes, bytes, bytes, bytes)
+    async with rpc.Channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_stream(method)(b"", wait_for_ready=True)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(call.code(), 0.2)
+        assert not call.done()
+        assert call.cancel()
+        assert await asyncio.wait_for(call.code(), TIMEOUT) is StatusCode.CANCELLED
