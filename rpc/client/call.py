@@ -1,8 +1,21 @@
 """A client call: one RPC in progress over one HTTP/2 stream of a Channel.
 
-A unary call runs entirely in the caller's task: no task is created for it.
+A unary call runs entirely in the caller's task: no task is created for it,
+and no future or event unless a second operation has to wait for another.
 The deadline is one timer that resets the stream, which wakes whatever the
 call is waiting for; the stream reset then reads as DEADLINE_EXCEEDED.
+Getting a stream (and a new one when the server refused the call) is
+:mod:`.retry`'s job.
+
+The status (``code()``, ``details()``, ``trailing_metadata()``) is fetched
+when asked for, without iterating the call: asking opens the call if need
+be, takes the response headers (a Trailers-Only answer is complete there)
+and waits for the end of the response stream. Responses that arrive
+meanwhile stay buffered and are still read, in order, before the end (or
+the error) is reported. Buffering is bounded by the stream's flow-control
+window: a server with more to send waits for the client to read, so the
+status then waits for a reader (or the deadline), as with grpc.aio (whose
+``code()`` waits for every response to be read, even those already here).
 """
 
 from __future__ import annotations
@@ -10,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
+from collections.abc import AsyncIterable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
 
 from .. import core
 from ..deadlines import resolve_deadline
@@ -36,16 +49,12 @@ from ..protocol.status import (
     status_from_rst,
 )
 from ..protocol.timeout import encode_timeout
+from .retry import StreamAttempts, consume_exception
 
 if TYPE_CHECKING:
     from .channel import Channel
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-_UNSENT_ATTEMPTS = 5
-"""Connections a call tries when each turns out to be closing before its HEADERS go out."""
 
 _UNSET: Any = object()
 """Default of ``timeout=``: inherit the deadline of the call being served, if any."""
@@ -80,21 +89,23 @@ class Call(Generic[Req, Resp]):
         self._metadata_headers = encode_metadata(self._metadata)
         self._stream: core.Stream | None = None
         """The call's HTTP/2 stream (a new one after a transparent retry)."""
-        self._wait_for_ready = channel.wait_for_ready if wait_for_ready is None else wait_for_ready
-        # Transparent retry: what was sent on the stream, while it could be replayed.
-        self._replay: list[Buffer] | None = []
-        """Framed messages sent so far (at most one); None once too much was sent."""
-        self._replay_end = False
-        self._retried = False
-        self._retrying: asyncio.Future[None] | None = None
-        """Set while the call moves to a new stream; other operations wait for it."""
-        self._headers_received = False
+        self._attempts = StreamAttempts(
+            channel,
+            channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
+            self._deadline,
+        )
         self._opening = False
         """The first operation is opening the stream; others wait on ``_opened``."""
         self._opened: asyncio.Future[None] | None = None
         """Created only when a second operation has to wait for the stream."""
         self._first_request: tuple[Req] | None = None
+        self._receiving_headers = False
+        """An operation is receiving the response headers; others wait on ``_headers_taken``."""
+        self._headers_taken: asyncio.Future[None] | None = None
         self._reader: MessageReader | None = None
+        self._status_before_end = False
+        """The status was taken from the trailers before the reader reached the end:
+        the responses received before it are still read first."""
         self._initial_metadata: Metadata | None = None
         self._trailing_metadata: Metadata | None = None
         self._error: RpcError | None = None
@@ -156,8 +167,8 @@ class Call(Generic[Req, Resp]):
         if self._stream is None:
             await self._start()
         if self._reader is None:
-            await self._receive_headers()
-        if self._finished:
+            await self._take_headers()
+        if self._finished and not self._status_before_end:
             if self._error is not None:
                 raise self._error
             return None
@@ -171,6 +182,11 @@ class Call(Generic[Req, Resp]):
         except RpcError as exc:
             self._abort(exc)
         if message is END:
+            if self._status_before_end:
+                self._status_before_end = False
+                if self._error is not None:
+                    raise self._error
+                return None
             await self._finish()
             return None
         return message
@@ -199,23 +215,29 @@ class Call(Generic[Req, Resp]):
         return self._read_single_response().__await__()
 
     async def initial_metadata(self) -> Metadata:
-        await self._start()
+        """The response headers' metadata (empty for a Trailers-Only answer)."""
+        try:
+            await self._start()
+            await self._take_headers()
+        except RpcError:
+            if self._initial_metadata is None:
+                raise  # the call failed before the server answered
         if self._initial_metadata is None:
-            await self._receive_headers()
-        assert self._initial_metadata is not None
+            assert self._error is not None
+            raise self._error
         return self._initial_metadata
 
     async def trailing_metadata(self) -> Metadata:
-        await self._wait_finished()
+        await self._wait_status()
         return self._trailing_metadata or Metadata()
 
     async def code(self) -> StatusCode:
-        await self._wait_finished()
+        await self._wait_status()
         assert self._code is not None
         return self._code
 
     async def details(self) -> str:
-        await self._wait_finished()
+        await self._wait_status()
         return self._details
 
     async def status_details(self) -> bytes | None:
@@ -254,13 +276,9 @@ class Call(Generic[Req, Resp]):
             return
         self._opening = True
         try:
-            await self._open_stream()
+            await self._open_stream(replacing=False)
         except BaseException as exc:
-            if isinstance(exc, RpcError):
-                error = self._error or exc
-            else:
-                error = self._error or RpcError(StatusCode.CANCELLED, "the call was cancelled")
-            self._set_error(error)
+            error = self._failed_opening(exc)
             self._opening_ended()
             if isinstance(exc, RpcError):
                 raise error from None
@@ -276,55 +294,27 @@ class Call(Generic[Req, Resp]):
         if self._opened is not None:
             self._opened.set_result(None)
 
-    async def _open_stream(self) -> None:
-        self._stream = await self._new_stream()
+    async def _open_stream(self, *, replacing: bool) -> None:
+        """Give the call its stream, or (``replacing``) a new one with the replayed requests."""
+        attempts = self._attempts
+        if replacing:
+            stream = await attempts.move(self._headers, self._wait_finished)
+        else:
+            stream = await attempts.open(self._headers, self._wait_finished)
+        if self._error is not None:  # cancelled or timed out meanwhile
+            stream.reset(ErrorCodes.CANCEL)
+            raise self._error
+        self._stream = stream
 
-    async def _new_stream(self) -> core.Stream:
-        """Open a stream for the call on a READY connection (connecting if need be).
-
-        If the connection turns out to be closing (GOAWAY) before our HEADERS
-        went out, the request never left: it simply goes to the next connection.
-        """
-        channel = self._channel
-        for attempt in range(1, _UNSENT_ATTEMPTS + 1):
-            conn = channel._usable_connection()
-            if conn is None:
-                conn = await self._wait(channel._ready_connection(self._wait_for_ready))
-            try:
-                if not conn.available_streams:
-                    await self._wait(conn.wait_stream_slot())
-                # Built only now, so that grpc-timeout tells what is really left.
-                stream = await conn.open_stream(self._headers())
-            except core.ConnectionClosedError as exc:
-                channel._usable_connection()  # let the closing connection go
-                if exc.unprocessed and attempt < _UNSENT_ATTEMPTS and self._error is None:
-                    continue
-                self._set_error(RpcError(StatusCode.UNAVAILABLE, str(exc)))
-                raise self._error from None  # type: ignore[misc]
-            if self._error is not None:  # cancelled or timed out meanwhile
-                stream.reset(ErrorCodes.CANCEL)
-                raise self._error
-            return stream
-        raise AssertionError("unreachable")
-
-    async def _wait(self, awaitable: Awaitable[T]) -> T:
-        """Wait for something slow (connecting, a stream slot), but no longer than the
-        call lives: its deadline, or cancel() from another task, ends the wait."""
-        task = asyncio.ensure_future(awaitable)
-        ended = asyncio.ensure_future(self._wait_finished())
-        timeout = None if self._deadline is None else max(0.0, self._deadline - self._loop.time())
-        try:
-            await asyncio.wait({task, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
-            if not task.done():
-                task.cancel()
-                task.add_done_callback(_consume_exception)
-        if task.done() and not task.cancelled():
-            return task.result()
-        if self._error is None:
-            self._set_error(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
-        raise self._error  # type: ignore[misc]
+    def _failed_opening(self, exc: BaseException) -> RpcError:
+        """Opening a stream ended with ``exc``: that (or what ended the call first)
+        is the call's status."""
+        if isinstance(exc, RpcError):
+            error = self._error or exc
+        else:
+            error = self._error or RpcError(StatusCode.CANCELLED, "the call was cancelled")
+        self._set_error(error)
+        return error
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -332,7 +322,7 @@ class Call(Generic[Req, Resp]):
             (b":path", self._method.path.encode()),
             (b"te", b"trailers"),
             (b"content-type", b"application/grpc"),
-            (b"user-agent", self._channel._user_agent),
+            (b"user-agent", self._channel.user_agent),
             (b"grpc-accept-encoding", codecs.ACCEPT_ENCODING.encode()),
         ]
         if self._deadline is not None:
@@ -367,17 +357,10 @@ class Call(Generic[Req, Resp]):
 
     async def _send_frame(self, data: bytes | list[Buffer], *, end_stream: bool) -> None:
         """Send on the call's stream, keeping first what a transparent retry would replay."""
-        if self._retrying is not None:
-            await self._await_retry()
-        replay = self._replay
-        if replay is not None:
-            if data and replay:
-                self._replay = None  # a second message: the call can no longer be replayed
-            elif isinstance(data, list):
-                replay.extend(data)
-            elif data:
-                replay.append(data)
-            self._replay_end = self._replay_end or end_stream
+        attempts = self._attempts
+        if attempts.moving:
+            await self._await_moved()
+        attempts.record(data, end_stream)
         stream = self._stream
         assert stream is not None
         try:
@@ -396,48 +379,10 @@ class Call(Generic[Req, Resp]):
             await self._recover(exc, stream)
 
     def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
-        self._sender = asyncio.ensure_future(self._send_all(requests))
-        self._sender.add_done_callback(_consume_exception)
-
-    async def _send_all(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
-        """Send what the request iterable yields (in its own task), then half-close.
-
-        An exception from the iterable itself cancels the call, as in grpc.aio;
-        one from writing means the call already failed, and readers see that.
-        """
-        try:
-            if isinstance(requests, AsyncIterable):
-                async for request in requests:
-                    if self._peer_stopped_reading or self._finished:
-                        break
-                    await self.write(request)
-            else:
-                for request in requests:
-                    if self._peer_stopped_reading or self._finished:
-                        break
-                    await self.write(request)
-            await self.done_writing()
-        except BaseException as exc:
-            if not self._finished:
-                self._end_locally(
-                    RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
-                )
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        self._sender = asyncio.ensure_future(_send_all(self, requests))
+        self._sender.add_done_callback(consume_exception)
 
     # --- transparent retry ---------------------------------------------------------------
-
-    def _retryable(self, exc: core.H2Error) -> bool:
-        """Whether the server is known not to have processed the call, and the
-        call can be replayed: the first failure, no response headers yet, and
-        nothing sent but the headers and at most the first message."""
-        if self._retried or self._headers_received or self._replay is None or self._finished:
-            return False
-        if isinstance(exc, core.StreamResetError):
-            return exc.remote and exc.error_code == ErrorCodes.REFUSED_STREAM
-        if isinstance(exc, core.ConnectionClosedError):
-            return exc.unprocessed
-        return False
 
     async def _recover(self, exc: core.H2Error, stream: core.Stream) -> None:
         """``stream`` of the call failed with ``exc``.
@@ -446,38 +391,47 @@ class Call(Generic[Req, Resp]):
         replayed there, so the caller only has to redo a receive); raises the
         call's status otherwise.
         """
-        if self._retrying is not None or stream is not self._stream:
-            await self._await_retry()  # another operation of this call retried it
+        attempts = self._attempts
+        if attempts.moving or stream is not self._stream:
+            await self._await_moved()  # another operation of this call moved it
             return
-        if not self._retryable(exc):
+        if self._finished or not attempts.can_retry(exc, stream):
             self._fail(exc)
-        self._retried = True
-        self._retrying = retrying = self._loop.create_future()
         try:
-            self._stream = new_stream = await self._new_stream()
-            data = b"".join(self._replay or ())
-            if data or self._replay_end:
-                try:
-                    await new_stream.send_data(data, end_stream=self._replay_end)
-                except core.H2Error as send_error:
-                    self._fail(send_error)
+            await self._open_stream(replacing=True)
+        except core.H2Error as error:
+            self._fail(error)
         except BaseException as error:
+            failure = self._failed_opening(error)
             if isinstance(error, RpcError):
-                self._set_error(error)
-            else:
-                self._set_error(RpcError(StatusCode.CANCELLED, "the call was cancelled"))
+                raise failure from None
             raise
-        finally:
-            self._retrying = None
-            retrying.set_result(None)
 
-    async def _await_retry(self) -> None:
-        if self._retrying is not None:
-            await asyncio.shield(self._retrying)
+    async def _await_moved(self) -> None:
+        await self._attempts.wait_moved()
         if self._error is not None:
             raise self._error
 
     # --- receiving ---------------------------------------------------------------------
+
+    async def _take_headers(self) -> None:
+        """Receive the response headers, once: an operation finding another one at it
+        waits for that one (one reader per stream)."""
+        while self._reader is None and not self._finished:
+            if not self._receiving_headers:
+                self._receiving_headers = True
+                try:
+                    await self._receive_headers()
+                    self._attempts.server_answered()
+                finally:
+                    self._receiving_headers = False
+                    taken, self._headers_taken = self._headers_taken, None
+                    if taken is not None:
+                        taken.set_result(None)
+                return
+            if self._headers_taken is None:
+                self._headers_taken = self._loop.create_future()
+            await asyncio.shield(self._headers_taken)
 
     async def _receive_headers(self) -> None:
         while True:
@@ -488,9 +442,6 @@ class Call(Generic[Req, Resp]):
                 break
             except core.H2Error as exc:
                 await self._recover(exc, stream)  # raises unless moved to a new stream
-        # The server has the call now: it is never replayed.
-        self._headers_received = True
-        self._replay = None
         fields: dict[str, str] = {}
         for name, value in headers:
             fields.setdefault(name, value)
@@ -545,6 +496,36 @@ class Call(Generic[Req, Resp]):
         if await self.read() is not None:
             self._abort(RpcError(StatusCode.UNIMPLEMENTED, "the server sent several responses"))
         return response
+
+    async def _wait_status(self) -> None:
+        """Wait until the call's status is known, fetching it if need be (see the module doc)."""
+        if not self._finished:
+            try:
+                if self._stream is None:
+                    # Opened in a task of its own: giving up on the status (a
+                    # timeout around code()) must not cancel the call itself.
+                    opening = asyncio.ensure_future(self._start())
+                    opening.add_done_callback(consume_exception)
+                    await asyncio.shield(opening)
+                await self._take_headers()
+                if not self._finished:
+                    await self._take_status_early()
+            except RpcError:
+                pass  # the call's status, recorded
+        await self._wait_finished()
+
+    async def _take_status_early(self) -> None:
+        """Wait for the end of the response stream, leaving its responses to the
+        reader, and take the status from the trailers (unless the reader did)."""
+        stream = self._stream
+        assert stream is not None
+        try:
+            await stream.recv_trailers()
+        except core.H2Error as exc:
+            self._fail(exc)
+        if not self._finished:
+            self._status_before_end = True
+            await self._finish()  # the stream has ended: this does not wait
 
     async def _finish(self) -> None:
         """End of the response stream: the status is in the trailers."""
@@ -619,7 +600,7 @@ class Call(Generic[Req, Resp]):
             error = RpcError(status_from_rst(exc.error_code), f"stream reset: {exc}")
         elif isinstance(exc, core.ConnectionClosedError):
             error = RpcError(StatusCode.UNAVAILABLE, str(exc))
-            self._channel._usable_connection()  # a GOAWAY'd connection takes no new calls
+            self._channel.forget_closed_connection()  # a GOAWAY'd connection takes no new calls
         else:
             error = RpcError(StatusCode.INTERNAL, str(exc))
         self._set_error(error)
@@ -651,10 +632,33 @@ class Call(Generic[Req, Resp]):
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
 
 
+async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterable[Req]) -> None:
+    """Send what the request iterable yields (in the call's sender task), then half-close.
+
+    An exception from the iterable itself cancels the call, as in grpc.aio;
+    one from writing means the call already failed, and readers see that.
+    The call cancels this task when it ends.
+    """
+    try:
+        if isinstance(requests, AsyncIterable):
+            async for request in requests:
+                if call._peer_stopped_reading or call._finished:
+                    break
+                await call.write(request)
+        else:
+            for request in requests:
+                if call._peer_stopped_reading or call._finished:
+                    break
+                await call.write(request)
+        await call.done_writing()
+    except BaseException as exc:
+        if not call._finished:
+            call._end_locally(
+                RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
+            )
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+
+
 class _ParseError(Exception):
     """The response deserializer failed (told apart from the reader's own RpcErrors)."""
-
-
-def _consume_exception(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -114,7 +114,8 @@ class Channel:
         self.engine = engine
         """The HTTP/2 engine of every connection (None: ``$H2RPC_ENGINE`` or the default)."""
         self._backoff = Backoff(backoff)
-        self._user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
+        self.user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
+        """The ``user-agent`` header of every call: the given one, then h2rpc's."""
         self._state = ConnectivityState.IDLE
         self._state_changed: asyncio.Future[None] | None = None
         """Resolved (and forgotten) at the next state change; created when awaited."""
@@ -132,7 +133,7 @@ class Channel:
 
     def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
         """The channel's state; ``try_to_connect`` starts connecting if it is IDLE."""
-        self._usable_connection()  # notices a GOAWAY received meanwhile
+        self.forget_closed_connection()  # notices a GOAWAY received meanwhile
         if try_to_connect and self._state is ConnectivityState.IDLE:
             self._start_connecting()
         return self._state
@@ -165,27 +166,40 @@ class Channel:
             self._state_changed = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._state_changed)
 
-    # --- connection --------------------------------------------------------------
+    # --- for calls (package-internal) -------------------------------------------
 
-    def _usable_connection(self) -> core.Connection | None:
-        """The READY connection, if it still takes new streams.
+    def ready_connection(self) -> core.Connection | None:
+        """The READY connection, if it still takes new streams (a query: changes nothing).
 
-        A connection that received GOAWAY (or is lost) is let go here: its calls
-        finish on it, new ones go to a new connection, and the channel is IDLE.
+        The fast path of every call: when it answers None, the call asks
+        :meth:`connection_for_call`, which also notices what changed.
+        """
+        conn = self._connection
+        return conn if conn is not None and not conn.closed else None
+
+    def forget_closed_connection(self) -> None:
+        """Let go of the current connection if it no longer takes new streams.
+
+        A connection that received GOAWAY (or is lost) keeps its calls, which
+        finish on it; new calls go to a new connection, and the channel is IDLE.
+        The core has no event for a GOAWAY, so the channel learns of it when
+        asked: by :meth:`get_state`, by a call that wants a connection, and by
+        a call that found its connection closing.
         """
         conn = self._connection
         if conn is not None and conn.closed:
             self._connection = None
             self._set_state(ConnectivityState.IDLE)
-            return None
-        return conn
 
-    async def _ready_connection(self, wait_for_ready: bool) -> core.Connection:
-        """A READY connection: connect if IDLE, wait while CONNECTING. In
-        TRANSIENT_FAILURE, fail at once unless ``wait_for_ready``. The caller
-        bounds the wait (deadline, cancellation)."""
+    async def connection_for_call(self, wait_for_ready: bool) -> core.Connection:
+        """A READY connection for a new call: connect if IDLE, wait while CONNECTING.
+
+        In TRANSIENT_FAILURE, fail at once with UNAVAILABLE unless
+        ``wait_for_ready``. The caller bounds the wait (deadline, cancellation).
+        """
         while True:
-            conn = self._usable_connection()
+            self.forget_closed_connection()
+            conn = self._connection
             if conn is not None:
                 return conn
             state = self._state
@@ -196,6 +210,8 @@ class Channel:
             if state is ConnectivityState.IDLE:
                 self._start_connecting()
             await self._next_state_change()
+
+    # --- connection --------------------------------------------------------------
 
     def _start_connecting(self) -> None:
         if self._closed or (self._connector is not None and not self._connector.done()):
