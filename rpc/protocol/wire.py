@@ -165,8 +165,10 @@ def parse_request(headers: ReceivedHeaders) -> RequestHead | Rejection:
     """Check a request's headers: the head of a call, or the answer that refuses it.
 
     The checks, in order: ``:method`` POST (else HTTP 405), a gRPC
-    ``content-type`` (else HTTP 415, as the spec says), ``te: trailers``
-    (else INTERNAL: a proxy on the way drops trailers), a known
+    ``content-type`` (else HTTP 415, as the spec says; grpcio serves even
+    ``application/grpc-web`` and ``application/grpcfoo``), ``te: trailers``
+    (else INTERNAL: something on the way may drop trailers; grpcio resets
+    the stream instead, which tells the client less), a known
     ``grpc-encoding`` (else UNIMPLEMENTED, and ``grpc-accept-encoding`` tells
     what is), a valid ``grpc-timeout`` and valid metadata (else INTERNAL, as
     grpcio answers). Whether the path names a method is the server's to say.
