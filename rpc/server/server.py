@@ -26,6 +26,7 @@ from ..protocol.metadata import Metadata, decode_metadata
 from ..protocol.status import RpcError, StatusCode, encode_message
 from ..protocol.timeout import decode_timeout
 from .context import _ACCEPT_ENCODING, _CONTENT_TYPE, Handler, RequestIterator, ServerContext
+from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Server:
     pinging too often (GOAWAY ``too_many_pings``); ``lifetime`` sets max idle
     time, max age and age grace. Defaults are gRPC's; None turns each off.
     ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
+    ``interceptors`` (:class:`rpc.ServerInterceptor`) see each call before its
+    handler runs, the first one outermost, as in gRPC.
     """
 
     def __init__(
@@ -75,7 +78,7 @@ class Server:
         max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
         compression: str | None = None,
-        interceptors: Iterable[Any] = (),
+        interceptors: Iterable[ServerInterceptor] = (),
         keepalive: core.Keepalive | None = DEFAULT_SERVER_KEEPALIVE,
         ping_policy: core.PingPolicy | None = DEFAULT_PING_POLICY,
         lifetime: core.ConnectionLifetime | None = None,
@@ -91,8 +94,11 @@ class Server:
         self.max_receive_message_length = max_receive_message_length
         self.max_send_message_length = max_send_message_length
         self.compression = _check_compression(compression)
-        self.interceptors = tuple(interceptors)
-        """Hook point for a later issue: kept, not yet called."""
+        self.interceptors = check_server_interceptors(interceptors)
+        self._interception = (
+            InterceptorChain(self.interceptors, self._methods) if self.interceptors else None
+        )
+        """Runs the interceptors at the handler lookup; None (nothing to run) without them."""
         self._server: asyncio.Server | None = None
         self._connections: set[core.Connection] = set()
         self._calls: set[asyncio.Task[Any]] = set()
@@ -240,6 +246,12 @@ class Server:
             return None
         path = request.get(":path", "")
         entry = self._methods.get(path)
+        if self._interception is not None:
+            try:
+                entry = await self._interception.resolve(path, headers)
+            except RpcError as exc:
+                _trailers_only(stream, exc.code, exc.details)
+                return None
         if entry is None:
             _trailers_only(stream, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
             return None
