@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import FileDescriptor
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -43,6 +46,11 @@ class Method(Generic[Req, Resp]):
     messages, which spares a copy and a fresh buffer per large message.
     Leave it False for a deserializer that may return or keep its argument
     (``bytes``, say): it then gets a buffer of its own for each message.
+
+    ``proto_file`` is the protobuf descriptor of the .proto file that defines
+    the method's service (generated code sets it): server reflection
+    (:mod:`rpc.services.reflection`) describes the service from it. It plays
+    no part in equality or hashing.
     """
 
     path: str
@@ -52,6 +60,7 @@ class Method(Generic[Req, Resp]):
     response_serializer: Callable[[Resp], bytes]
     response_deserializer: Callable[[bytes], Resp]
     deserializers_copy: bool = False
+    proto_file: FileDescriptor | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path.count("/") != 2:
@@ -59,7 +68,13 @@ class Method(Generic[Req, Resp]):
 
     @classmethod
     def protobuf(
-        cls, path: str, kind: MethodKind, request_type: type[Req], response_type: type[Resp]
+        cls,
+        path: str,
+        kind: MethodKind,
+        request_type: type[Req],
+        response_type: type[Resp],
+        *,
+        proto_file: FileDescriptor | None = None,
     ) -> Method[Req, Resp]:
         """A method whose messages are protobuf message classes."""
         return cls(
@@ -70,6 +85,7 @@ class Method(Generic[Req, Resp]):
             _serialize,
             response_type.FromString,  # type: ignore[attr-defined]
             deserializers_copy=True,
+            proto_file=proto_file,
         )
 
     @property

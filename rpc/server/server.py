@@ -119,6 +119,11 @@ class Server:
         self._services.append(service)
 
     @property
+    def methods(self) -> list[Method[Any, Any]]:
+        """Every registered method, in registration order (reflection lists their services)."""
+        return [method for method, _ in self._methods.values()]
+
+    @property
     def port(self) -> int:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
