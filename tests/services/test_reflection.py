@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -34,6 +38,7 @@ from rpc._proto.reflection_v1_pb2 import (
 from rpc.services import reflection
 from rpc.services.health import HealthServicer
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 NOT_FOUND = rpc.StatusCode.NOT_FOUND.value
 VERSIONS = ["v1", "v1alpha"]
@@ -458,3 +463,61 @@ async def test_answers_match_grpcio_reflection_servers(reflected: ModuleType) ->
             listed = await asker.ask(ServerReflectionRequest(list_services=""))
             await asker.close()
             assert "reflected.Catalog" in [s.name for s in listed.list_services_response.service]
+
+
+# --- the helloworld example serves reflection ---------------------------------------------------
+
+
+def _describe_greeter(port: int) -> tuple[list[str], tuple[str, str]]:
+    channel, database = _grpcio_database(port, "v1alpha")
+    with channel:
+        pool = descriptor_pool.DescriptorPool(database)
+        method = pool.FindMethodByName("helloworld.Greeter.SayHello")
+        return sorted(database.get_services()), (
+            method.input_type.full_name,
+            method.output_type.full_name,
+        )
+
+
+def test_helloworld_example_server_serves_reflection(tmp_path: Path) -> None:
+    """Run as its docstring says (generated code on PYTHONPATH), described by grpcio's client."""
+    generated = tmp_path / "generated"
+    proto = ROOT / "protos" / "helloworld" / "helloworld.proto"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codegen",
+            "-I",
+            str(proto.parents[1]),
+            "--out",
+            str(generated),
+            str(proto),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated), str(ROOT)])}
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "helloworld" / "server.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("ready "), line
+        services, say_hello = _describe_greeter(int(line.split()[1]))
+    finally:
+        server.terminate()
+        server.wait(timeout=TIMEOUT)
+    assert services == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "helloworld.Greeter",
+    ]
+    assert say_hello == ("helloworld.HelloRequest", "helloworld.HelloReply")
