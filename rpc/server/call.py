@@ -145,40 +145,54 @@ class ServerCall:
         """Turn the handler's outcome into the call's end; True when it is fully handled."""
         if self._timer is not None:
             self._timer.cancel()
-        stream = self._stream
-        stream.set_error_callback(None)
-        code, details = self.code, self.details
-        trailing, status_details = self.trailing_metadata, None
+        self._stream.set_error_callback(None)
+        if self.deadline_exceeded:
+            _uncancel()  # the deadline's cancellation: handled here
+            if exc is None or isinstance(exc, asyncio.CancelledError):
+                # (None: the handler swallowed the cancellation; the deadline still stands.)
+                return await self._finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if exc is None:
-            if self.deadline_exceeded:
-                # The handler swallowed the cancellation: the deadline still stands.
-                _uncancel()
-                code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
-        elif isinstance(exc, RpcError):
-            code, details, status_details = exc.code, exc.details, exc.status_details
-            trailing = exc.trailing_metadata or trailing
-        elif isinstance(exc, asyncio.CancelledError):
-            if self.deadline_exceeded:
-                _uncancel()
-                code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
-            elif self.cancelled:
-                self.phase = CallPhase.FINISHED
-                return True  # the client cancelled: its stream is gone
-            else:
-                self.phase = CallPhase.FINISHED
-                stream.reset(ErrorCodes.CANCEL)
-                return False  # cancelled from outside (server stopping)
-        elif isinstance(exc, (core.StreamError, core.ConnectionClosedError)):
+            return await self._finish(self.code, self.details, self.trailing_metadata)
+        if isinstance(exc, RpcError):
+            trailing = exc.trailing_metadata or self.trailing_metadata
+            return await self._finish(exc.code, exc.details, trailing, exc.status_details)
+        if isinstance(exc, asyncio.CancelledError) and not self.cancelled:
+            # Cancelled from outside (the server stopping): the client learns
+            # by RST_STREAM, and the cancellation goes on.
             self.phase = CallPhase.FINISHED
-            return True  # our stream is gone: the client cancelled or went away
-        elif isinstance(exc, Exception):
+            self._stream.reset(ErrorCodes.CANCEL)
+            return False
+        if isinstance(exc, (asyncio.CancelledError, core.StreamError, core.ConnectionClosedError)):
+            self.phase = CallPhase.FINISHED
+            return True  # the client reset the call or went away: nobody left to tell
+        if isinstance(exc, Exception):
             log.error("handler for %s failed", self.method.path, exc_info=exc)
-            code, details = StatusCode.UNKNOWN, "Unexpected error in the method handler"
-        else:
-            return False  # KeyboardInterrupt, SystemExit: not ours to handle
+            return await self._finish(StatusCode.UNKNOWN, "Unexpected error in the method handler")
+        return False  # KeyboardInterrupt, SystemExit: not the call's to handle
+
+    async def _finish(
+        self,
+        code: StatusCode,
+        details: str,
+        trailing: Metadata | None = None,
+        status_details: bytes | None = None,
+    ) -> bool:
+        """Send the status: trailers, or Trailers-Only when nothing was sent yet."""
+        try:
+            status = build_status(code, details, trailing, status_details)
+        except ValueError as exc:
+            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
+            status = build_status(StatusCode.INTERNAL, "invalid trailing metadata")
+        responding = self.phase is CallPhase.RESPONDING
+        self.phase = CallPhase.FINISHED
         with contextlib.suppress(core.StreamError, core.ConnectionClosedError):
             # (If the client went away meanwhile, there is nothing left to tell it.)
-            await self._send_status(code, details, trailing, status_details)
+            if responding:
+                await self._stream.send_trailers(status)
+            else:
+                self._stream.send_headers(as_trailers_only(status), end_stream=True)
+        # If the client is still sending, the core now resets the stream with
+        # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
         return True
 
     # --- request ---------------------------------------------------------------
@@ -245,28 +259,6 @@ class ServerCall:
         headers = build_response(self._negotiated_encoding(), metadata)
         self.phase = CallPhase.RESPONDING
         self._stream.send_headers(headers)
-
-    async def _send_status(
-        self,
-        code: StatusCode,
-        details: str,
-        trailing: Metadata | None,
-        status_details: bytes | None,
-    ) -> None:
-        """Send the status: trailers, or Trailers-Only when nothing was sent yet."""
-        try:
-            status = build_status(code, details, trailing, status_details)
-        except ValueError as exc:
-            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
-            status = build_status(StatusCode.INTERNAL, "invalid trailing metadata")
-        responding = self.phase is CallPhase.RESPONDING
-        self.phase = CallPhase.FINISHED
-        if responding:
-            await self._stream.send_trailers(status)
-        else:
-            self._stream.send_headers(as_trailers_only(status), end_stream=True)
-        # If the client is still sending, the core now resets the stream with
-        # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
 
     # --- what ends a call from outside -----------------------------------------
 
