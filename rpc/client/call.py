@@ -19,23 +19,10 @@ from ..http2 import ErrorCodes
 from ..messages import END, MessageReader, frame_message
 from ..methods import Method, Req, Resp
 from ..protocol import compression as codecs
+from ..protocol import wire
 from ..protocol.framing import Buffer
-from ..protocol.metadata import (
-    Metadata,
-    MetadataLike,
-    decode_bin,
-    decode_metadata,
-    encode_metadata,
-)
-from ..protocol.status import (
-    RpcError,
-    StatusCode,
-    decode_message,
-    parse_status,
-    status_from_http,
-    status_from_rst,
-)
-from ..protocol.timeout import encode_timeout
+from ..protocol.metadata import Metadata, MetadataLike, encode_metadata
+from ..protocol.status import RpcError, StatusCode, status_from_rst
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -320,21 +307,13 @@ class Call(Generic[Req, Resp]):
         raise self._error  # type: ignore[misc]
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b":method", b"POST"),
-            (b":path", self._method.path.encode()),
-            (b"te", b"trailers"),
-            (b"content-type", b"application/grpc"),
-            (b"user-agent", self._channel._user_agent),
-            (b"grpc-accept-encoding", codecs.ACCEPT_ENCODING.encode()),
-        ]
-        if self._deadline is not None:
-            remaining = self._deadline - self._loop.time()
-            headers.insert(2, (b"grpc-timeout", encode_timeout(remaining).encode()))
-        if self._compression is not None:
-            headers.append((b"grpc-encoding", self._compression.encode()))
-        headers += self._metadata_headers
-        return headers
+        return wire.build_request(
+            self._method.path,
+            user_agent=self._channel._user_agent,
+            timeout=None if self._deadline is None else self._deadline - self._loop.time(),
+            encoding=self._compression,
+            metadata=self._metadata_headers,
+        )
 
     # --- sending -----------------------------------------------------------------------
 
@@ -484,50 +463,27 @@ class Call(Generic[Req, Resp]):
         # The server has the call now: it is never replayed.
         self._headers_received = True
         self._replay = None
-        fields: dict[str, str] = {}
-        for name, value in headers:
-            fields.setdefault(name, value)
+        answer = wire.parse_response(headers)
+        head = answer if isinstance(answer, wire.ResponseHead) else None
         self._reader = MessageReader(
             stream,
-            encoding=None,
+            encoding=None if head is None else head.encoding,
             max_length=self._channel.max_receive_message_length,
             parse_copies=self._method.deserializers_copy,
         )
-        if "grpc-status" in fields:
-            # Trailers-Only: the whole answer is in this one header block. Taking
-            # the (empty) trailers lets the connection forget the stream.
-            self._initial_metadata = Metadata()
-            with contextlib.suppress(core.H2Error):
-                await stream.recv_trailers()
-            self._complete(headers, fields)
+        if head is not None:
+            self._initial_metadata = head.metadata
             return
-        try:
-            self._initial_metadata = decode_metadata(headers)
-        except ValueError as exc:
-            self._abort(RpcError(StatusCode.INTERNAL, str(exc)))
-        http_status = fields.get(":status", "")
-        if http_status != "200":
-            code = (
-                status_from_http(int(http_status)) if http_status.isdigit() else StatusCode.UNKNOWN
-            )
-            self._abort(RpcError(code, f"HTTP status {http_status}"))
-        content_type = fields.get("content-type", "")
-        if not content_type.startswith("application/grpc"):
-            self._abort(RpcError(StatusCode.UNKNOWN, f"unexpected content-type {content_type!r}"))
-        encoding = fields.get("grpc-encoding")
-        if encoding is not None and encoding != codecs.IDENTITY:
-            if not codecs.is_supported(encoding):
-                self._abort(
-                    RpcError(
-                        StatusCode.INTERNAL, f"server used unsupported grpc-encoding {encoding!r}"
-                    )
-                )
-            self._reader = MessageReader(
-                stream,
-                encoding=encoding,
-                max_length=self._channel.max_receive_message_length,
-                parse_copies=self._method.deserializers_copy,
-            )
+        assert isinstance(answer, wire.Status)
+        self._initial_metadata = Metadata()
+        if not stream.ended_by_peer:
+            # Not a gRPC response (or a status the server did not end the stream with).
+            self._abort(RpcError(answer.code, answer.message))
+        # Trailers-Only (or an HTTP error): the whole answer was in this one
+        # header block. Taking the (empty) trailers lets the connection forget the stream.
+        with contextlib.suppress(core.H2Error):
+            await stream.recv_trailers()
+        self._complete(answer)
 
     async def _read_single_response(self) -> Resp:
         response = await self.read()
@@ -546,35 +502,20 @@ class Call(Generic[Req, Resp]):
             trailers = await self._stream.recv_trailers()
         except core.H2Error as exc:
             self._fail(exc)
-        fields: dict[str, str] = {}
-        for name, value in trailers:
-            fields.setdefault(name, value)
-        self._complete(trailers, fields)
+        self._complete(wire.parse_status(trailers))
 
-    def _complete(self, headers: list[tuple[str, str]], fields: dict[str, str]) -> None:
+    def _complete(self, status: wire.Status) -> None:
         """Record the status from trailers (or Trailers-Only headers); raise if not OK."""
-        if "grpc-status" in fields:
-            code = parse_status(fields["grpc-status"])
-            details = decode_message(fields.get("grpc-message", ""))
-        else:
-            code, details = StatusCode.UNKNOWN, "the server sent no grpc-status"
-        status_details = None
-        try:
-            trailing = decode_metadata(headers)
-            if "grpc-status-details-bin" in fields:
-                status_details = decode_bin(fields["grpc-status-details-bin"])
-        except ValueError as exc:
-            code, details, trailing = StatusCode.INTERNAL, str(exc), Metadata()
-        self._trailing_metadata = trailing
-        if code is StatusCode.OK:
-            self._set_done(StatusCode.OK, details)
+        self._trailing_metadata = status.metadata
+        if status.code is StatusCode.OK:
+            self._set_done(StatusCode.OK, status.message)
             return
         error = RpcError(
-            code,
-            details,
-            trailing_metadata=trailing,
+            status.code,
+            status.message,
+            trailing_metadata=status.metadata,
             initial_metadata=self._initial_metadata,
-            status_details=status_details,
+            status_details=status.details,
         )
         self._set_error(error)
         raise error

@@ -14,7 +14,10 @@ MetadataLike: TypeAlias = Union[
 ]
 
 _KEY = re.compile(r"[0-9a-z_.\-]+\Z")
-_ASCII_VALUE = re.compile(r"[\x20-\x7e]*\Z")
+_ASCII_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?\Z")
+"""Printable ASCII, with no space at either end: HTTP/2 forbids surrounding white
+space in header values (RFC 9113 8.2.1), and trimming it silently would change
+what the user sent, so such a value is refused where it is given."""
 
 RESERVED_KEYS = frozenset({"content-type", "te", "user-agent", "host", "connection"})
 """Header names the library sets itself; users may not send them as metadata."""
@@ -102,7 +105,10 @@ def validate(key: str, value: MetadataValue) -> None:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"metadata key {key!r} ends in -bin: its value must be bytes")
     elif not isinstance(value, str) or not _ASCII_VALUE.match(value):
-        raise ValueError(f"metadata {key!r} needs a printable ASCII str value, got {value!r}")
+        raise ValueError(
+            f"metadata {key!r} needs a printable ASCII str value without surrounding spaces "
+            f"(use a -bin key for anything else), got {value!r}"
+        )
 
 
 def encode_metadata(metadata: Metadata | None) -> list[tuple[bytes, bytes]]:

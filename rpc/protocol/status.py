@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import TYPE_CHECKING
 
 from ..http2 import ErrorCodes
@@ -108,14 +109,26 @@ def parse_status(value: str) -> StatusCode:
 
 
 _UNRESERVED = frozenset(range(0x20, 0x7F)) - {0x25}  # %x20-%x24 / %x26-%x7E
+_NEEDS_ENCODING = re.compile(rb"[^\x20-\x24\x26-\x7e]|\A | \Z")
 
 
 def encode_message(message: str) -> str:
-    """Percent-encode a grpc-message: UTF-8, then %XX for bytes outside %x20-%x7E and '%'."""
+    """Percent-encode a grpc-message: UTF-8, then %XX for bytes outside %x20-%x7E and '%'.
+
+    A space that opens or ends the message is encoded too (%20): HTTP/2
+    forbids surrounding white space in header values (RFC 9113 8.2.1), and
+    every gRPC implementation decodes any %XX, so the message still arrives
+    byte for byte (grpcio, whose encoder leaves spaces alone, sends such a
+    message raw; :mod:`rpc.http2.headers` accepts it on receipt).
+    """
     raw = message.encode("utf-8", "surrogatepass")
-    if all(b in _UNRESERVED for b in raw):
+    if _NEEDS_ENCODING.search(raw) is None:
         return message
-    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in raw)
+    last = len(raw) - 1
+    return "".join(
+        chr(b) if b in _UNRESERVED and not (b == 0x20 and (i == 0 or i == last)) else f"%{b:02X}"
+        for i, b in enumerate(raw)
+    )
 
 
 def decode_message(value: str) -> str:
