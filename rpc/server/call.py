@@ -37,9 +37,12 @@ from ..protocol import compression
 from ..protocol.framing import Buffer
 from ..protocol.metadata import Metadata
 from ..protocol.status import RpcError, StatusCode
-from .head import RequestHead, as_trailers_only, build_response, build_status
+from ..protocol.wire import RequestHead, Status, build_response, build_status, trailers_only
 
 log = logging.getLogger(__name__)
+
+_NO_METADATA = Metadata()
+"""The trailing metadata of a status without any (never changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,19 +181,22 @@ class ServerCall:
         status_details: bytes | None = None,
     ) -> bool:
         """Send the status: trailers, or Trailers-Only when nothing was sent yet."""
-        try:
-            status = build_status(code, details, trailing, status_details)
-        except ValueError as exc:
-            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
-            status = build_status(StatusCode.INTERNAL, "invalid trailing metadata")
+        trailing = _NO_METADATA if trailing is None else trailing
+        status = Status(code, details, trailing, status_details)
         responding = self.phase is CallPhase.RESPONDING
         self.phase = CallPhase.FINISHED
+        encode = build_status if responding else trailers_only
+        try:
+            headers = encode(status)
+        except ValueError as exc:
+            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
+            headers = encode(Status(StatusCode.INTERNAL, "invalid trailing metadata"))
         with contextlib.suppress(core.StreamError, core.ConnectionClosedError):
             # (If the client went away meanwhile, there is nothing left to tell it.)
             if responding:
-                await self._stream.send_trailers(status)
+                await self._stream.send_trailers(headers)
             else:
-                self._stream.send_headers(as_trailers_only(status), end_stream=True)
+                self._stream.send_headers(headers, end_stream=True)
         # If the client is still sending, the core now resets the stream with
         # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
         return True

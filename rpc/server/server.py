@@ -21,9 +21,9 @@ from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
 from ..protocol import compression as compression_module
 from ..protocol.status import RpcError, StatusCode
+from ..protocol.wire import Rejection, Status, parse_request, trailers_only
 from .call import CallSettings, RequestIterator, ServerCall
 from .context import Handler, ServerContext
-from .head import Rejection, parse_request, trailers_only
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
@@ -247,12 +247,14 @@ class Server:
         try:
             head = parse_request(stream.headers or [])
             if isinstance(head, Rejection):
-                stream.send_headers(head.headers, end_stream=True)
+                stream.send_headers(head.headers(), end_stream=True)
                 return
             route = self._route(head.path)
             if route is None:
                 stream.send_headers(
-                    trailers_only(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}"),
+                    trailers_only(
+                        Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+                    ),
                     end_stream=True,
                 )
                 return

@@ -15,8 +15,8 @@ import rpc
 import rpc.core
 from rpc import Metadata, MethodKind, RpcError, StatusCode
 from rpc.http2 import ErrorCodes
+from rpc.protocol.wire import RequestHead, parse_request
 from rpc.server.call import CallPhase, CallSettings, ServerCall
-from rpc.server.head import RequestHead, parse_request
 
 from .helpers import exchange, grpc_headers, method, serve
 
