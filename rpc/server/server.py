@@ -1,8 +1,10 @@
-"""The gRPC server: routes each HTTP/2 stream to a handler and speaks the call protocol.
+"""The gRPC server: listens, routes each HTTP/2 stream to a handler, and starts its call.
 
-One task per call runs the handler (user code needs one); everything else —
-parsing the request headers, reading and writing messages, sending status —
-happens in that same task, on top of :mod:`rpc.core`.
+One task per call runs the handler (user code needs one). Everything else
+happens in that same task: the request head is checked
+(:func:`rpc.protocol.wire.parse_request`), :meth:`Server._route` finds the
+handler, and a :class:`~rpc.server.call.ServerCall` owns the call from there
+to its status.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
 from ..protocol import compression as compression_module
 from ..protocol.status import RpcError, StatusCode
-from ..protocol.wire import Rejection, Status, parse_request, trailers_only
+from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
 from .call import CallSettings, RequestIterator, ServerCall
 from .context import Handler, ServerContext
 
@@ -249,7 +251,7 @@ class Server:
             if isinstance(head, Rejection):
                 stream.send_headers(head.headers(), end_stream=True)
                 return
-            route = self._route(head.path)
+            route = self._route(head)
             if route is None:
                 stream.send_headers(
                     trailers_only(
@@ -265,9 +267,13 @@ class Server:
         except (core.StreamError, core.ConnectionClosedError):
             pass  # the client went away before its call began; nothing left to tell it
 
-    def _route(self, path: str) -> tuple[Method[Any, Any], Handler] | None:
-        """The method and handler that serve ``path``, or None (UNIMPLEMENTED)."""
-        return self._methods.get(path)
+    def _route(self, head: RequestHead) -> tuple[Method[Any, Any], Handler] | None:
+        """The method and handler that serve this request, or None (UNIMPLEMENTED).
+
+        The one place where a request meets its handler: what may choose or
+        wrap the handler from the method and the metadata belongs here.
+        """
+        return self._methods.get(head.path)
 
 
 async def _invoke(call: ServerCall, handler: Handler) -> None:
