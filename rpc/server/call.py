@@ -5,7 +5,7 @@ message reader and writer, the link to the task running its handler — and
 turns how the handler ended into what the client is told, in one place
 (:meth:`ServerCall.__aexit__`)::
 
-    async with ServerCall(stream, ...) as call:
+    async with ServerCall(conn, stream, method, head, settings) as call:
         ...run the handler...
 
     handler returned            -> trailers with the status set (OK by default)
@@ -132,11 +132,12 @@ class ServerCall:
     # --- the call's span -------------------------------------------------------
 
     async def __aenter__(self) -> ServerCall:
+        # First, as it raises if the client has already reset the stream.
+        self._stream.set_error_callback(self._on_stream_error)
         self._task = asyncio.current_task()
         if self.deadline is not None:
             self._timer = asyncio.get_running_loop().call_at(self.deadline, self._on_deadline)
         current_deadline.set(self.deadline)
-        self._stream.set_error_callback(self._on_stream_error)
         return self
 
     async def __aexit__(
