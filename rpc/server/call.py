@@ -21,7 +21,6 @@ Trailers go as a Trailers-Only response when nothing was sent before them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from dataclasses import dataclass
@@ -43,6 +42,9 @@ log = logging.getLogger(__name__)
 
 _NO_METADATA = Metadata()
 """The trailing metadata of a status without any (never changed)."""
+
+_OK = Status(StatusCode.OK, "", _NO_METADATA)
+"""The status of most calls, built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +184,11 @@ class ServerCall:
         status_details: bytes | None = None,
     ) -> bool:
         """Send the status: trailers, or Trailers-Only when nothing was sent yet."""
-        trailing = _NO_METADATA if trailing is None else trailing
-        status = Status(code, details, trailing, status_details)
+        if trailing is None and not details and status_details is None and code is StatusCode.OK:
+            status = _OK
+        else:
+            trailing = _NO_METADATA if trailing is None else trailing
+            status = Status(code, details, trailing, status_details)
         responding = self.phase is CallPhase.RESPONDING
         self.phase = CallPhase.FINISHED
         encode = build_status if responding else trailers_only
@@ -192,12 +197,13 @@ class ServerCall:
         except ValueError as exc:
             log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
             headers = encode(Status(StatusCode.INTERNAL, "invalid trailing metadata"))
-        with contextlib.suppress(core.StreamError, core.ConnectionClosedError):
-            # (If the client went away meanwhile, there is nothing left to tell it.)
+        try:
             if responding:
                 await self._stream.send_trailers(headers)
             else:
                 self._stream.send_headers(headers, end_stream=True)
+        except (core.StreamError, core.ConnectionClosedError):
+            return True  # the client went away meanwhile: nothing left to tell it
         # If the client is still sending, the core now resets the stream with
         # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
         return True
