@@ -1,6 +1,6 @@
 """The Quick start demo: generate code, start an example's server, run its client.
 
-python examples/demo.py [helloworld|route_guide]
+python examples/demo.py [helloworld|route_guide|interceptors]
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "examples" / "_generated"
-EXAMPLES = ("helloworld", "route_guide")
+EXAMPLES = {"helloworld": "helloworld", "route_guide": "route_guide", "interceptors": "helloworld"}
+"""Each example and the proto (protos/NAME/NAME.proto) it is built on."""
 
 
 def main() -> int:
@@ -20,7 +21,7 @@ def main() -> int:
     if name not in EXAMPLES:
         print(f"usage: demo.py [{'|'.join(EXAMPLES)}]", file=sys.stderr)
         return 2
-    proto = ROOT / "protos" / name / f"{name}.proto"
+    proto = ROOT / "protos" / EXAMPLES[name] / f"{EXAMPLES[name]}.proto"
     subprocess.run(
         [
             sys.executable,

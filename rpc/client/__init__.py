@@ -9,15 +9,39 @@ from .channel import (
     UnaryUnaryCallable,
 )
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
+from .interceptors import (
+    ClientCall,
+    ClientCallDetails,
+    ClientInterceptor,
+    StreamStreamCall,
+    StreamStreamClientInterceptor,
+    StreamUnaryCall,
+    StreamUnaryClientInterceptor,
+    UnaryStreamCall,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryCall,
+    UnaryUnaryClientInterceptor,
+)
 
 __all__ = [
     "Backoff",
     "BackoffConfig",
     "Call",
     "Channel",
+    "ClientCall",
+    "ClientCallDetails",
+    "ClientInterceptor",
     "ConnectivityState",
+    "StreamStreamCall",
     "StreamStreamCallable",
+    "StreamStreamClientInterceptor",
+    "StreamUnaryCall",
     "StreamUnaryCallable",
+    "StreamUnaryClientInterceptor",
+    "UnaryStreamCall",
     "UnaryStreamCallable",
+    "UnaryStreamClientInterceptor",
+    "UnaryUnaryCall",
     "UnaryUnaryCallable",
+    "UnaryUnaryClientInterceptor",
 ]

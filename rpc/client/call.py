@@ -88,6 +88,8 @@ class Call(Generic[Req, Resp]):
         """The call's failure, once known; every later operation raises it."""
         self._code: StatusCode | None = None
         self._details = ""
+        self._status_details: bytes | None = None
+        """The raw ``grpc-status-details-bin`` received, whatever the code (see rpc.status)."""
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
         self._done_writing = False
@@ -202,6 +204,11 @@ class Call(Generic[Req, Resp]):
     async def details(self) -> str:
         await self._wait_finished()
         return self._details
+
+    async def status_details(self) -> bytes | None:
+        """The raw ``grpc-status-details-bin`` (a ``google.rpc.Status``; see :mod:`rpc.status`)."""
+        await self._wait_finished()
+        return self._status_details
 
     def done(self) -> bool:
         return self._finished
@@ -507,6 +514,7 @@ class Call(Generic[Req, Resp]):
     def _complete(self, status: wire.Status) -> None:
         """Record the status from trailers (or Trailers-Only headers); raise if not OK."""
         self._trailing_metadata = status.metadata
+        self._status_details = status.details
         if status.code is StatusCode.OK:
             self._set_done(StatusCode.OK, status.message)
             return

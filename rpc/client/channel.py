@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Iterable
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from .. import core
 from ..http2 import ErrorCodes
@@ -28,6 +28,16 @@ from ..protocol.status import (
 from ..version import __version__
 from .call import _UNSET, Call
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
+from .interceptors import (
+    ClientInterceptor,
+    ClientInterceptors,
+    InterceptedCall,
+    StreamStreamCall,
+    StreamUnaryCall,
+    UnaryStreamCall,
+    UnaryUnaryCall,
+    unary_unary,
+)
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
@@ -57,6 +67,8 @@ class Channel:
     answering GOAWAY ``too_many_pings`` makes the channel double its keepalive
     time for the next connections. :attr:`rtt` is the last measured round trip.
     ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
+    ``interceptors`` (:class:`rpc.UnaryUnaryClientInterceptor` and the other
+    three kinds) run around each call of their kind, the first one outermost.
     """
 
     def __init__(
@@ -76,7 +88,9 @@ class Channel:
         wait_for_ready: bool = False,
         keepalive: core.Keepalive | None = None,
         engine: str | None = None,
+        interceptors: Iterable[ClientInterceptor] = (),
     ) -> None:
+        self.interceptors = ClientInterceptors(interceptors)
         if port is None:
             host, sep, port_text = target.rpartition(":")
             if not sep or not port_text.isdigit():
@@ -309,6 +323,27 @@ class _Callable(Generic[Req, Resp]):
     def __init__(self, channel: Channel, method: Method[Req, Resp]) -> None:
         self._channel = channel
         self._method = method
+        self._interceptors = channel.interceptors.of_kind(method.kind)
+        """Empty (most channels): calls start directly, with nothing added per call."""
+
+    def _intercepted(
+        self,
+        request: Any,
+        timeout: float | None,
+        metadata: MetadataLike | None,
+        compression: str | None,
+        wait_for_ready: bool | None,
+    ) -> InterceptedCall[Req, Resp]:
+        return InterceptedCall(
+            self._channel,
+            self._method,
+            self._interceptors,
+            request,
+            timeout,
+            metadata,
+            compression,
+            wait_for_ready,
+        )
 
     def _call(
         self,
@@ -352,8 +387,19 @@ class UnaryUnaryCallable(_Callable[Req, Resp]):
         metadata: MetadataLike | None = None,
         compression: str | None = None,
         wait_for_ready: bool | None = None,
-    ) -> tuple[Resp, Call[Req, Resp]]:
+    ) -> tuple[Resp, UnaryUnaryCall[Resp]]:
         """Like calling, but also returns the call (for its metadata)."""
+        if self._interceptors:
+            return await unary_unary(
+                self._channel,
+                self._method,
+                self._interceptors,
+                request,
+                timeout,
+                metadata,
+                compression,
+                wait_for_ready,
+            )
         call = self._call(timeout, metadata, compression, wait_for_ready)
         try:
             await call._start()
@@ -374,8 +420,10 @@ class UnaryStreamCallable(_Callable[Req, Resp]):
         metadata: MetadataLike | None = None,
         compression: str | None = None,
         wait_for_ready: bool | None = None,
-    ) -> Call[Req, Resp]:
+    ) -> UnaryStreamCall[Resp]:
         """Start the call; iterate over the result for the responses."""
+        if self._interceptors:
+            return self._intercepted(request, timeout, metadata, compression, wait_for_ready)
         call = self._call(timeout, metadata, compression, wait_for_ready)
         call._first_request = (request,)
         return call
@@ -390,9 +438,11 @@ class _RequestStreamCallable(_Callable[Req, Resp]):
         metadata: MetadataLike | None = None,
         compression: str | None = None,
         wait_for_ready: bool | None = None,
-    ) -> Call[Req, Resp]:
+    ) -> Any:
         """Start the call. Give the requests as an (async) iterable, or write
         them with ``call.write()`` and end with ``call.done_writing()``."""
+        if self._interceptors:
+            return self._intercepted(requests, timeout, metadata, compression, wait_for_ready)
         call = self._call(timeout, metadata, compression, wait_for_ready)
         if requests is not None:
             call._send_requests(requests)
@@ -402,6 +452,30 @@ class _RequestStreamCallable(_Callable[Req, Resp]):
 class StreamUnaryCallable(_RequestStreamCallable[Req, Resp]):
     """Client streaming: ``await`` the call for the response."""
 
+    if TYPE_CHECKING:  # the shared __call__, with this kind's call type
+
+        def __call__(
+            self,
+            requests: Iterable[Req] | AsyncIterable[Req] | None = None,
+            *,
+            timeout: float | None = _UNSET,
+            metadata: MetadataLike | None = None,
+            compression: str | None = None,
+            wait_for_ready: bool | None = None,
+        ) -> StreamUnaryCall[Req, Resp]: ...
+
 
 class StreamStreamCallable(_RequestStreamCallable[Req, Resp]):
     """Bidirectional streaming: iterate the call for the responses."""
+
+    if TYPE_CHECKING:  # the shared __call__, with this kind's call type
+
+        def __call__(
+            self,
+            requests: Iterable[Req] | AsyncIterable[Req] | None = None,
+            *,
+            timeout: float | None = _UNSET,
+            metadata: MetadataLike | None = None,
+            compression: str | None = None,
+            wait_for_ready: bool | None = None,
+        ) -> StreamStreamCall[Req, Resp]: ...

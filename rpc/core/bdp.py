@@ -177,9 +177,10 @@ class BdpEstimator:
 class BdpProbe:
     """Sends the estimator's PINGs and advertises the windows it finds.
 
-    :class:`rpc.core.events.EngineEvents` reports DATA and the probe's ACK
-    from inside ``Engine.receive`` (what is queued then leaves with the
-    connection's flush after the received bytes), and
+    :class:`rpc.core.events.EngineEvents` reports DATA and
+    :class:`rpc.core.liveness.Liveness` the probe's ACK, both from inside
+    ``Engine.receive`` (what is queued then leaves with the connection's
+    flush after the received bytes), and
     :class:`rpc.core.lifecycle.StreamLifecycle` reports the credit returned
     as the application reads.
     """

@@ -22,9 +22,9 @@ from typing import Any
 from ..http2 import Engine, ErrorCodes
 from .admission import Admission
 from .errors import ConnectionClosedError
-from .health import HealthCheck
 from .lifecycle import StreamLifecycle
 from .lifetime import LifetimeTimers
+from .liveness import Liveness
 from .sender import Sender
 from .stream import StreamContext
 from .streams import StreamTable
@@ -97,8 +97,10 @@ class CloseSequence:
     It owns the connection's :class:`ConnectionStateMachine`, the peer's
     GOAWAY, the futures that ``close_connection`` and ``wait_closed`` wait
     on, and the ``on_connected`` handler task the connection cancels when it
-    goes. :meth:`shut_down` is the one place where every waiter is woken and
-    every open stream failed.
+    goes. It answers the connection's questions about closing
+    (:attr:`takes_new_streams`, :meth:`raise_if_closed`) so that nothing
+    outside reads its state piece by piece. :meth:`_shut_down` is the one
+    place where every waiter is woken and every open stream failed.
     """
 
     def __init__(
@@ -111,7 +113,7 @@ class CloseSequence:
         lifecycle: StreamLifecycle,
         admission: Admission,
         context: StreamContext,
-        health: HealthCheck,
+        liveness: Liveness,
         lifetime: LifetimeTimers,
         *,
         client_side: bool,
@@ -124,14 +126,14 @@ class CloseSequence:
         self._lifecycle = lifecycle
         self._admission = admission
         self._context = context
-        self._health = health
+        self._liveness = liveness
         self._lifetime = lifetime
         self._client_side = client_side
         self.machine = ConnectionStateMachine()
         self.goaway_received: ConnectionClosedError | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
         self._drained: asyncio.Future[None] | None = None
-        self.handler: asyncio.Future[Any] | None = None
+        self._handler: asyncio.Future[Any] | None = None
         """The ``on_connected`` task: cancelled when the connection goes."""
         self._closing_task: asyncio.Task[Any] | None = None
         """The task that asked to close, which the close must not cancel."""
@@ -141,6 +143,60 @@ class CloseSequence:
     @property
     def error(self) -> ConnectionClosedError | None:
         return self._context.closed_error
+
+    # --- what the connection asks --------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.machine.state
+
+    @property
+    def takes_new_streams(self) -> bool:
+        """Not closed or closing, by either side: a new stream may be opened or accepted."""
+        return (
+            self._context.closed_error is None
+            and self.machine.accepts_new_streams
+            and self.goaway_received is None
+        )
+
+    def raise_if_closed(self, *, allow_goaway: bool = False) -> None:
+        """Raise ConnectionClosedError when no new stream may start.
+
+        Once the connection is gone, always; otherwise, unless ``allow_goaway``,
+        also when either side has sent a GOAWAY (the error then says the
+        stream was not processed, so that it can be retried elsewhere).
+        """
+        error = self._context.closed_error
+        if error is not None:
+            raise error
+        if not allow_goaway:
+            goaway = self.goaway_received
+            if goaway is not None:
+                raise goaway.for_stream(unprocessed=True)
+            if not self.machine.accepts_new_streams:
+                raise ConnectionClosedError("connection is closing", unprocessed=True)
+
+    def raise_if_no_more_requests(self) -> None:
+        """Raise when no request can come any more: closed, or closing with no stream open.
+
+        A server draining after its GOAWAY still has requests to serve from
+        the streams that are open; once they are gone, none will come.
+        """
+        self.raise_if_closed(allow_goaway=True)
+        if not self.machine.accepts_new_streams and not self._table:
+            raise ConnectionClosedError("connection is closing: no more requests")
+
+    def adopt_handler(self, result: object) -> None:
+        """Own what ``on_connected`` returned: a coroutine becomes a task, and a task
+        or future is cancelled when the connection goes (its failure is logged)."""
+        if isinstance(result, asyncio.Future):
+            handler: asyncio.Future[Any] = result
+        elif asyncio.iscoroutine(result):
+            handler = self._loop.create_task(result)
+        else:
+            return
+        handler.add_done_callback(log_task_failure)
+        self._handler = handler
 
     # --- graceful --------------------------------------------------------
 
@@ -170,6 +226,16 @@ class CloseSequence:
         if quiet and self.machine.state is ConnectionState.OPEN:
             self._background = self.close(timeout, debug_data)
 
+    def max_idle_reached(self) -> None:
+        """No stream for the lifetime's ``max_idle``."""
+        if not self._table:
+            # Gracefully too: a request may be on its way as the GOAWAY leaves.
+            self.close_in_background(DEFAULT_CLOSE_TIMEOUT, b"max_idle")
+
+    def max_age_reached(self) -> None:
+        """The connection reached the lifetime's ``max_age``: streams get the grace period."""
+        self.close_in_background(self._lifetime.max_age_grace, b"max_age")
+
     def _send_final_goaway(self, debug_data: bytes) -> None:
         self.send_goaway(ErrorCodes.NO_ERROR, None, debug_data)
 
@@ -193,7 +259,7 @@ class CloseSequence:
         if announced:
             wait = GOAWAY_ACK_WAIT if timeout is None else min(timeout, GOAWAY_ACK_WAIT)
             with contextlib.suppress(asyncio.TimeoutError, ConnectionClosedError):
-                await asyncio.wait_for(self._health.ping(), wait)
+                await asyncio.wait_for(self._liveness.ping(), wait)
             if self.error is None and self.machine.accepts_new_streams:
                 self._send_final_goaway(debug_data)
         if self._table:
@@ -288,7 +354,7 @@ class CloseSequence:
         self._lifetime.stop()
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
-        self._health.stop(error)
+        self._liveness.stop(error)
         self._lifecycle.live = False
         for stream in self._table:
             stream.fail(error)
@@ -297,7 +363,7 @@ class CloseSequence:
         self._admission.wake_all()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-        handler = self.handler
+        handler = self._handler
         if handler is not None and not handler.done() and handler is not self._closing_task:
             handler.cancel()
         if not self.closed.done():

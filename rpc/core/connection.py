@@ -6,22 +6,22 @@
 ``wait_functional``, ``close_connection``). The work is done by:
 
 * the **engine** (:mod:`rpc.http2`): frames, stream states, windows, HPACK,
-  with no I/O. ``data_received`` feeds it, it calls
-  :class:`~rpc.core.events.EngineEvents`, and what it queued is written once;
+  with no I/O. The :class:`~rpc.core.reader.Reader` feeds it what is read,
+  it calls :class:`~rpc.core.events.EngineEvents`, and what it queued is
+  written once;
 * the :class:`~rpc.core.streams.StreamTable` (who is open, who is kept), the
   :class:`~rpc.core.sender.Sender` (flow control, priority, the direct path),
   the :class:`~rpc.core.writer.Writer` (coalesced writes),
   :class:`~rpc.core.lifecycle.StreamLifecycle` (closing streams and returning
   credit), :class:`~rpc.core.admission.Admission` (waiting for new streams),
-  the close sequence as a state machine (:mod:`rpc.core.closing`), the
-  tickless :class:`~rpc.core.health.HealthCheck` and the lifetime timers.
+  the close sequence as a state machine (:mod:`rpc.core.closing`),
+  :class:`~rpc.core.liveness.Liveness` (keepalive, the health check, window
+  probes and ping policing: every PING) and the lifetime timers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -30,29 +30,26 @@ from ..http2 import (
     ConnectionSettings,
     Engine,
     ErrorCodes,
-    ProtocolError,
     SettingCodes,
     engine_name,
     new_engine,
 )
 from .admission import STREAMS_BEFORE_PEER_SETTINGS, Admission
-from .bdp import new_bdp_probe
-from .closing import DEFAULT_CLOSE_TIMEOUT, CloseSequence, ConnectionState, log_task_failure
+from .closing import DEFAULT_CLOSE_TIMEOUT, CloseSequence, ConnectionState
 from .errors import ConnectionClosedError
 from .events import EngineEvents
 from .facade import StreamIdAPI
 from .headers import HeadersArg, encode_request_headers, validate_outbound
-from .health import HealthCheck
-from .keepalive import TOO_MANY_PINGS, ConnectionLifetime, Keepalive, PingPolicy, PingTraffic
+from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 from .lifecycle import StreamLifecycle
 from .lifetime import LifetimeTimers
+from .liveness import Liveness
+from .reader import Reader
 from .sender import Sender
 from .stream import Stream, StreamContext
 from .stream_state import StreamState
 from .streams import StreamTable
 from .writer import Writer
-
-log = logging.getLogger(__name__)
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -88,29 +85,15 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         self._on_connected = on_connected
         self._authority = authority.encode("ascii") if authority else None
         self._scheme = b"http"
-        self._pings = PingTraffic(keepalive, ping_policy)
+        # The parts built first report to the close sequence, built last
+        # (it needs them all), through the connection's _on_* methods.
         self._lifetime = LifetimeTimers(
             loop, lifetime, on_idle=self._on_max_idle, on_age=self._on_max_age
-        )
-        # Keepalive, when given, sets the health check's pace; else aioh2's
-        # functional_timeout is both the quiet interval and the ack timeout.
-        self._health = HealthCheck(
-            loop,
-            keepalive.timeout if keepalive is not None else functional_timeout,
-            interval=keepalive.time if keepalive is not None else None,
-            may_ping=self._keepalive_may_ping if keepalive is not None else None,
-            send_ping=self._send_ping,
-            on_dead=self._on_peer_dead,
         )
         self._table = table = StreamTable(client_side=client_side)
         self._admission = admission = Admission(loop)
         self._events = events = EngineEvents(
-            table,
-            admission,
-            self._health,
-            on_new_stream=self._lifetime.busy,
-            on_ping=self._on_ping,
-            on_goaway=self._on_goaway,
+            table, admission, on_new_stream=self._lifetime.busy, on_goaway=self._on_goaway
         )
         self.engine_name = engine_name(engine)
         """Which HTTP/2 engine runs this connection (``"native"`` or ``"h2"``)."""
@@ -118,11 +101,23 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             self.engine_name, client_side=client_side, settings=settings, handler=events
         )
         self._writer = Writer(loop, self._engine, settings.limits.max_write_backlog)
+        self._liveness = liveness = Liveness(
+            loop,
+            self._engine,
+            self._writer,
+            table,
+            settings,
+            functional_timeout=functional_timeout,
+            keepalive=keepalive,
+            ping_policy=ping_policy,
+            on_dead=self._on_peer_dead,
+            on_abuse=self._on_peer_abuse,
+        )
         self._sender = Sender(
             self._engine,
             self._writer,
             table,
-            on_traffic=self._pings.traffic,
+            on_traffic=liveness.traffic,
             on_local_end=self._on_local_end,
         )
         self._lifecycle = StreamLifecycle(
@@ -134,9 +129,9 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             on_slot_freed=admission.wake_slot_waiter,
             on_idle=self._on_idle,
         )
-        events.bdp = self._lifecycle.bdp = new_bdp_probe(self._engine, settings, loop.time)
+        self._lifecycle.bdp = liveness.bdp
         self._context = StreamContext(loop, table, self._sender, self._lifecycle, self._prioritize)
-        events.attach(self._sender, self._lifecycle, self._context)
+        events.attach(self._sender, self._lifecycle, self._context, liveness)
         self._closing = CloseSequence(
             loop,
             self._engine,
@@ -146,27 +141,26 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             self._lifecycle,
             admission,
             self._context,
-            self._health,
+            liveness,
             self._lifetime,
             client_side=client_side,
         )
-
-    @property
-    def _closed_error(self) -> ConnectionClosedError | None:
-        return self._context.closed_error
+        self._reader = Reader(
+            loop, self._engine, self._writer, self._sender, admission, self._closing, liveness
+        )
 
     @property
     def _transport(self) -> asyncio.Transport | None:
         return self._writer.transport
 
     # ------------------------------------------------------------------
-    # asyncio.Protocol: feed the engine, dispatch, flush once
+    # asyncio.Protocol: reading is the reader's, writing the writer's
     # ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, but not necessarily an asyncio.Transport subclass:
         # uvloop's transports implement the same interface without inheriting.
-        self._writer.transport = cast(asyncio.Transport, transport)
+        self._writer.attach(cast(asyncio.Transport, transport))
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._scheme = b"https"
@@ -178,11 +172,11 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             self._authority = _format_authority(transport.get_extra_info("peername"))
         self._engine.initiate()
         self._writer.flush()
-        self._health.start()
+        self._liveness.start()
         self._lifetime.start()
         self._closing.watch_handshake(self._settings.limits.handshake_timeout)
         if self._on_connected is not None:
-            self._start_handler(self._on_connected)
+            self._closing.adopt_handler(self._on_connected(self))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closing.lost(exc)
@@ -195,49 +189,10 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         self._sender.pump()
 
     def data_received(self, data: bytes) -> None:
-        self._health.last_received = self._loop.time()
-        if self._feed(data) and self._transport is not None:
-            # The engine stopped after its share of frames: let other
-            # connections run, then go on with what is left.
-            self._transport.pause_reading()
-            self._loop.call_soon(self._continue_receiving)
+        self._reader.received(data)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: HTTP/2 has no half-closed connections
-
-    def _continue_receiving(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        if self._feed(b""):
-            self._loop.call_soon(self._continue_receiving)
-        else:
-            transport.resume_reading()
-
-    def _feed(self, data: bytes) -> bool:
-        """Feed the engine, then send what its events made possible, once."""
-        try:
-            more = self._engine.receive(data)
-        except ProtocolError as exc:
-            log.debug("HTTP/2 protocol error from peer: %s", exc)
-            self._closing.close_transport(
-                ConnectionClosedError(f"HTTP/2 protocol error: {exc}", error_code=exc.error_code)
-            )
-            return False
-        except Exception as exc:
-            # A bug of ours must not leave the connection half-processed: tell
-            # the peer and close, waking every waiter.
-            log.exception("error while handling received HTTP/2 frames; closing the connection")
-            with contextlib.suppress(Exception):
-                self._engine.send_goaway(ErrorCodes.INTERNAL_ERROR)
-            self._closing.close_transport(ConnectionClosedError(f"internal error: {exc!r}"))
-            return False
-        self._admission.dispatch()
-        if self._sender.has_work:
-            self._sender.pump()
-        else:
-            self._writer.flush()
-        return more
 
     # ------------------------------------------------------------------
     # Public API: information
@@ -250,16 +205,12 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     @property
     def state(self) -> ConnectionState:
         """Where the connection is in its life (open, announced, draining, closed)."""
-        return self._closing.machine.state
+        return self._closing.state
 
     @property
     def closed(self) -> bool:
         """True once the connection is closed or closing (no new streams)."""
-        return (
-            self._closed_error is not None
-            or not self._closing.machine.accepts_new_streams
-            or self._closing.goaway_received is not None
-        )
+        return not self._closing.takes_new_streams
 
     @property
     def goaway_received(self) -> ConnectionClosedError | None:
@@ -269,7 +220,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     @property
     def rtt(self) -> float | None:
         """The last measured round-trip time in seconds, or None before any."""
-        return self._health.rtt
+        return self._liveness.rtt
 
     @property
     def remote_settings(self) -> Mapping[int, int]:
@@ -337,9 +288,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         self._require_side(client=False, what="accept_stream")
         admission = self._admission
         while not admission.requests:
-            self._raise_if_closed(allow_goaway=True)
-            if not self._closing.machine.accepts_new_streams and not self._table:
-                raise ConnectionClosedError("connection is closing: no more requests")
+            self._closing.raise_if_no_more_requests()
             await admission.wait_request()
         stream = admission.requests.popleft()
         stream.headers_taken = True
@@ -361,7 +310,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             headers, scheme=self._scheme, authority=self._authority or b"localhost"
         )
         validate_outbound(wire, "request")
-        await self._admission.acquire_slot(self._has_stream_slot, self._raise_if_closed)
+        await self._admission.acquire_slot(self._has_stream_slot, self._closing.raise_if_closed)
         stream = Stream(self._engine.next_stream_id(), self._context, is_response=True)
         self._lifetime.busy()
         self._table.add(stream)
@@ -376,7 +325,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         (a remaining timeout) only once a stream can really be opened.
         """
         self._require_side(client=True, what="wait_stream_slot")
-        await self._admission.acquire_slot(self._has_stream_slot, self._raise_if_closed)
+        await self._admission.acquire_slot(self._has_stream_slot, self._closing.raise_if_closed)
 
     # ------------------------------------------------------------------
     # Public API: both sides
@@ -389,8 +338,8 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         PING is sent (or the one already out is joined) and its ack awaited.
         Raises ConnectionClosedError if the connection closes first.
         """
-        self._raise_if_closed(allow_goaway=True)
-        return await self._health.wait_functional()
+        self._closing.raise_if_closed(allow_goaway=True)
+        return await self._liveness.wait_functional()
 
     # ------------------------------------------------------------------
     # Closing
@@ -434,28 +383,15 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         """Drop the connection at once: no GOAWAY, queued output discarded."""
         self._closing.abort(ConnectionClosedError("connection aborted"))
 
+    # ------------------------------------------------------------------
+    # What the parts report to the close sequence
+    # ------------------------------------------------------------------
+
     def _on_max_idle(self) -> None:
-        if not self._table:
-            # Gracefully too: a request may be on its way as the GOAWAY leaves.
-            self._closing.close_in_background(DEFAULT_CLOSE_TIMEOUT, b"max_idle")
+        self._closing.max_idle_reached()
 
     def _on_max_age(self) -> None:
-        self._closing.close_in_background(self._lifetime.max_age_grace, b"max_age")
-
-    def _start_handler(self, on_connected: OnConnected) -> None:
-        result = on_connected(self)
-        if isinstance(result, asyncio.Future):
-            handler: asyncio.Future[Any] = result
-        elif asyncio.iscoroutine(result):
-            handler = self._loop.create_task(result)
-        else:
-            return
-        handler.add_done_callback(log_task_failure)
-        self._closing.handler = handler
-
-    # ------------------------------------------------------------------
-    # Callbacks of the parts
-    # ------------------------------------------------------------------
+        self._closing.max_age_reached()
 
     def _on_idle(self) -> None:
         self._closing.on_idle()
@@ -463,31 +399,14 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     def _on_goaway(self, error: ConnectionClosedError) -> None:
         self._closing.on_goaway(error)
 
+    def _on_peer_dead(self, error: ConnectionClosedError) -> None:
+        self._closing.abort(error)
+
+    def _on_peer_abuse(self, error_code: int, debug_data: bytes, message: str) -> None:
+        self._closing.refuse(error_code, debug_data, message)
+
     def _on_local_end(self, stream: StreamState) -> None:
         self._lifecycle.local_end_sent(stream)
-
-    def _on_peer_dead(self, timeout: float) -> None:
-        log.debug("peer did not answer a PING within %.3fs: closing", timeout)
-        self._closing.abort(
-            ConnectionClosedError(f"peer did not answer a PING within {timeout:g}s")
-        )
-
-    def _on_ping(self) -> None:
-        if self._pings.peer_pinged(self._loop.time(), idle=not self._table):
-            log.debug("peer pings too often: GOAWAY(ENHANCE_YOUR_CALM)")
-            self._closing.refuse(
-                ErrorCodes.ENHANCE_YOUR_CALM, TOO_MANY_PINGS, "peer sent too many pings"
-            )
-
-    def _send_ping(self, payload: bytes) -> None:
-        if self._transport is None or self._closed_error is not None:
-            return
-        self._pings.sent_ping()
-        self._engine.send_ping(payload)
-        self._writer.flush()
-
-    def _keepalive_may_ping(self) -> bool:
-        return self._pings.may_ping(idle=not self._table)
 
     def _prioritize(self, stream_id: int, weight: int, depends_on: int, exclusive: bool) -> None:
         if self._client_side:
@@ -510,20 +429,10 @@ class Connection(StreamIdAPI, asyncio.Protocol):
     # Every stream in the table is a Stream: the connection makes them all.
 
     def _stream(self, stream_id: int) -> Stream:
-        return cast(Stream, self._table.lookup(stream_id, self._closed_error))
+        return cast(Stream, self._table.lookup(stream_id, self._context.closed_error))
 
     def _find_stream(self, stream_id: int) -> Stream | None:
         return cast("Stream | None", self._table.find(stream_id))
-
-    def _raise_if_closed(self, *, allow_goaway: bool = False) -> None:
-        if self._closed_error is not None:
-            raise self._closed_error
-        if not allow_goaway:
-            goaway = self._closing.goaway_received
-            if goaway is not None:
-                raise goaway.for_stream(unprocessed=True)
-            if not self._closing.machine.accepts_new_streams:
-                raise ConnectionClosedError("connection is closing", unprocessed=True)
 
 
 def _format_authority(peername: Any) -> bytes:

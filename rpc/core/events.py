@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 
 from ..http2 import Buffer, ErrorCodes, SettingCodes, WireHeaders, code_name
 from .admission import Admission
-from .bdp import PROBE_PAYLOAD, BdpProbe
+from .bdp import BdpProbe
 from .errors import ConnectionClosedError, StreamResetError
 from .headers import decode_headers
-from .health import HealthCheck
 from .lifecycle import StreamLifecycle
+from .liveness import Liveness
 from .sender import Sender
 from .stream import Stream, StreamContext
 from .streams import StreamTable
@@ -28,37 +28,42 @@ log = logging.getLogger(__name__)
 class EngineEvents:
     """The connection's side of the engine interface."""
 
-    __slots__ = ("_admission", "_context", "_health", "_lifecycle", "_on_goaway", "_on_new_stream",
-                 "_on_ping", "_sender", "_table", "bdp", "peer_settings_seen")
+    __slots__ = ("_admission", "_context", "_lifecycle", "_liveness", "_on_goaway",
+                 "_on_new_stream", "_sender", "_table", "bdp", "peer_settings_seen")
 
     def __init__(
         self,
         table: StreamTable,
         admission: Admission,
-        health: HealthCheck,
         *,
         on_new_stream: Callable[[], None],
-        on_ping: Callable[[], None],
         on_goaway: Callable[[ConnectionClosedError], None],
     ) -> None:
         self._table = table
         self._admission = admission
-        self._health = health
         self._on_new_stream = on_new_stream
-        self._on_ping = on_ping
         self._on_goaway = on_goaway
         self.peer_settings_seen = False
         self.bdp: BdpProbe | None = None
-        """Told of received DATA and of its probes' ACKs, when window growth is on."""
+        """Told of received DATA, when window growth is on."""
         self._sender: Sender
         self._lifecycle: StreamLifecycle
         self._context: StreamContext
+        self._liveness: Liveness
 
-    def attach(self, sender: Sender, lifecycle: StreamLifecycle, context: StreamContext) -> None:
+    def attach(
+        self,
+        sender: Sender,
+        lifecycle: StreamLifecycle,
+        context: StreamContext,
+        liveness: Liveness,
+    ) -> None:
         """The parts that need the engine, which needs this handler first."""
         self._sender = sender
         self._lifecycle = lifecycle
         self._context = context
+        self._liveness = liveness
+        self.bdp = liveness.bdp
 
     # --- headers -----------------------------------------------------------
 
@@ -140,13 +145,10 @@ class EngineEvents:
             self._admission.wake_slot_waiters()
 
     def on_ping(self, payload: bytes) -> None:
-        self._on_ping()
+        self._liveness.peer_pinged()
 
     def on_ping_ack(self, payload: bytes) -> None:
-        if payload == PROBE_PAYLOAD and self.bdp is not None:
-            self.bdp.probe_acked()
-        else:
-            self._health.on_ping_ack(payload)
+        self._liveness.ping_acked(payload)
 
     def on_priority(self, stream_id: int, weight: int) -> None:
         if stream_id in self._table.open:

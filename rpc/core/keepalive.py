@@ -2,7 +2,7 @@
 
 The names and defaults follow gRPC's keepalive design (doc/keepalive.md,
 gRFC A8 for the client, A9 for the server); nothing here is gRPC-specific,
-so it lives in the HTTP/2 core and :class:`rpc.core.Connection` applies it.
+so it lives in the HTTP/2 core and :class:`rpc.core.liveness.Liveness` applies it.
 """
 
 from __future__ import annotations

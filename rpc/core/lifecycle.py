@@ -112,7 +112,7 @@ class StreamLifecycle:
         stream.unacked -= nbytes
         if self.live:
             self._engine.acknowledge_received(stream.id, nbytes)
-            self._writer.schedule()
+            self._writer.sent()
             bdp = self.bdp
             if bdp is not None:
                 bdp.data_consumed(nbytes)

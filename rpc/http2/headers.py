@@ -55,6 +55,13 @@ def malformed(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: boo
 def _check(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: bool) -> str | None:
     """The RFC 9113 8.2-8.3 checks themselves (see :func:`malformed`).
 
+    Received values with surrounding white space are accepted as they are,
+    a deliberate deviation from RFC 9113 8.2.1 ("MUST treat as malformed"):
+    grpcio sends a status message such as ``'no such key: '`` raw in
+    ``grpc-message`` and grpc.aio delivers it intact, so refusing it would
+    fail calls every other gRPC peer completes. Nothing is trimmed (the bytes
+    are the peer's message); what we send is still held to the rule.
+
     One pass, no allocation on the good path: it runs on every header block
     both ways (hyper-h2's own checks are switched off in the h2 engine). ``kind`` is
     ``"request"``, ``"response"`` or ``"trailers"``. Outbound requests need
@@ -102,7 +109,7 @@ def _check(headers: Iterable[tuple[bytes, bytes]], kind: str, *, inbound: bool) 
                 host = value
         if _BAD_VALUE_CHARS.search(value):
             return f"header {name!r} has a value with NUL, CR or LF"
-        if value and (value[0] in b" \t" or value[-1] in b" \t"):
+        if not inbound and value and (value[0] in b" \t" or value[-1] in b" \t"):
             return f"header {name!r} has a value with surrounding whitespace"
     if kind == "request":
         if inbound and method == b"CONNECT":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable
 
@@ -61,8 +62,13 @@ def decompress(name: str, data: Buffer, limit: int | None) -> bytes:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def parse_accept_encoding(value: str | None) -> frozenset[str]:
-    """The codings a peer can decode, from its grpc-accept-encoding header."""
+    """The codings a peer can decode, from its grpc-accept-encoding header.
+
+    Cached: a peer sends the same value with every call (the cache is small
+    and bounded, whatever values peers send).
+    """
     if not value:
         return frozenset()
     return frozenset(part.strip() for part in value.split(",") if part.strip())

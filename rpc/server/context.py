@@ -98,6 +98,10 @@ class ServerContext:
             trailing_metadata=Metadata(trailing_metadata) if trailing_metadata else None,
         )
 
+    async def abort_with_status(self, status: RpcError) -> NoReturn:
+        """End the call with a rich status made by ``rpc.status.to_status()`` (raises)."""
+        raise status
+
     def write(self, message: Any, *, compress: bool = True) -> Coroutine[Any, Any, None]:
         """Send one response message; ``compress=False`` sends this one uncompressed.
 

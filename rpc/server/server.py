@@ -26,6 +26,7 @@ from ..protocol.status import RpcError, StatusCode
 from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
 from .call import CallSettings, RequestIterator, ServerCall
 from .context import Handler, ServerContext
+from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
@@ -63,6 +64,8 @@ class Server:
     pinging too often (GOAWAY ``too_many_pings``); ``lifetime`` sets max idle
     time, max age and age grace. Defaults are gRPC's; None turns each off.
     ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
+    ``interceptors`` (:class:`rpc.ServerInterceptor`) see each call before its
+    handler runs, the first one outermost, as in gRPC.
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class Server:
         max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
         compression: str | None = None,
-        interceptors: Iterable[Any] = (),
+        interceptors: Iterable[ServerInterceptor] = (),
         keepalive: core.Keepalive | None = DEFAULT_SERVER_KEEPALIVE,
         ping_policy: core.PingPolicy | None = DEFAULT_PING_POLICY,
         lifetime: core.ConnectionLifetime | None = None,
@@ -91,8 +94,11 @@ class Server:
             max_send_message_length=max_send_message_length,
             compression=compression_module.check_supported(compression),
         )
-        self.interceptors = tuple(interceptors)
-        """Hook point for a later issue: kept, not yet called."""
+        self.interceptors = check_server_interceptors(interceptors)
+        self._interception = (
+            InterceptorChain(self.interceptors, self._methods) if self.interceptors else None
+        )
+        """Runs the interceptors at the handler lookup; None (nothing to run) without them."""
         self._server: asyncio.Server | None = None
         self._connections: set[core.Connection] = set()
         self._calls: set[asyncio.Task[Any]] = set()
@@ -251,7 +257,11 @@ class Server:
             if isinstance(head, Rejection):
                 stream.send_headers(head.headers(), end_stream=True)
                 return
-            route = self._route(head)
+            try:
+                route = await self._route(head)
+            except RpcError as exc:  # an interceptor refused the call
+                stream.send_headers(trailers_only(Status(exc.code, exc.details)), end_stream=True)
+                return
             if route is None:
                 stream.send_headers(
                     trailers_only(
@@ -267,13 +277,16 @@ class Server:
         except (core.StreamError, core.ConnectionClosedError):
             pass  # the client went away before its call began; nothing left to tell it
 
-    def _route(self, head: RequestHead) -> tuple[Method[Any, Any], Handler] | None:
+    async def _route(self, head: RequestHead) -> tuple[Method[Any, Any], Handler] | None:
         """The method and handler that serve this request, or None (UNIMPLEMENTED).
 
-        The one place where a request meets its handler: what may choose or
-        wrap the handler from the method and the metadata belongs here.
+        The one place where a request meets its handler: the interceptors, if
+        any, choose or wrap it from the method and the metadata (they raise
+        RpcError to refuse the call).
         """
-        return self._methods.get(head.path)
+        if self._interception is None:
+            return self._methods.get(head.path)
+        return await self._interception.resolve(head.path, head.metadata)
 
 
 async def _invoke(call: ServerCall, handler: Handler) -> None:

@@ -31,7 +31,7 @@ from .._proto.health_v1_pb2 import (
     HealthListRequest,
     HealthListResponse,
 )
-from ..client import Call, Channel
+from ..client import Channel, UnaryStreamCall
 from ..protocol.status import RpcError, StatusCode
 from ..server import ServerContext
 
@@ -273,14 +273,16 @@ class HealthWatch:
     without a health service, UNAVAILABLE if the connection is lost).
     """
 
-    def __init__(self, call: Call[HealthCheckRequest, HealthCheckResponse]) -> None:
+    def __init__(self, call: UnaryStreamCall[HealthCheckResponse]) -> None:
         self._call = call
 
     def __aiter__(self) -> HealthWatch:
         return self
 
     async def __anext__(self) -> ServingStatus:
-        response = await self._call.__anext__()
+        response = await self._call.read()
+        if response is None:
+            raise StopAsyncIteration
         return response.status
 
     def cancel(self) -> bool:

@@ -206,6 +206,17 @@ def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
                 "RouteChat: ['first', 'second']",
             ],
         ),
+        (
+            "interceptors",
+            [
+                "timing: /helloworld.Greeter/SayHello UNAUTHENTICATED in",
+                "Without the token: UNAUTHENTICATED - missing or wrong bearer token",
+                "timing: /helloworld.Greeter/SayHello OK in",
+                "With the token: Hello, friend!",
+                "Streamed with the token: Hello, friends!",
+                "With the token, no name: INVALID_ARGUMENT",
+            ],
+        ),
     ],
 )
 def test_example_runs(example: str, expected: list[str]) -> None:
@@ -227,6 +238,7 @@ def test_example_runs(example: str, expected: list[str]) -> None:
     [
         ("helloworld", ["helloworld/helloworld"]),
         ("route_guide", ["route_guide/route_guide"]),
+        ("interceptors", ["helloworld/helloworld"]),
         ("interop", ["grpc_testing/empty", "grpc_testing/messages", "grpc_testing/test"]),
     ],
 )

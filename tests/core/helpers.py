@@ -1,4 +1,4 @@
-"""Test helpers: a core server running one task per request, and raw h2 peers."""
+"""Test helpers: a core server running one task per request, raw h2 peers, a recording transport."""
 
 from __future__ import annotations
 
@@ -323,3 +323,42 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) ->
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport under the test's control: records writes and whether reading is paused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+        self.reading = True
+        self.resumed = 0
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.writes.append(b"".join(list_of_data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+        self.resumed += 1
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True

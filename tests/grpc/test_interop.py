@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import rpc
 from rpc import StatusCode
 
 from .pairs import PAIRS, make_client, make_server
@@ -101,6 +102,39 @@ async def test_every_status_code_with_a_non_ascii_message(env: Env, code: Status
     assert (out.code, out.details) == (int(code), message)
     out = await client.server_stream(env.req(status_code=int(code), status_message=message))
     assert (out.code, out.details) == (int(code), message)
+
+
+@pytest.mark.parametrize(
+    "message", ["no such key: ", " leading", "  both  ", "\ttabs\t", " ", "trailing \n"]
+)
+async def test_status_message_with_surrounding_whitespace_arrives_intact(
+    env: Env, message: str
+) -> None:
+    """Issue 12: such a message was never answered by our server (its header was refused on the
+    way out) and failed the call on our client (the peer's raw header was refused on the way in).
+    """
+    client = await env.start()
+    request = env.req(status_code=int(StatusCode.NOT_FOUND), status_message=message)
+    out = await client.unary(request, timeout=30)
+    assert (out.code, out.details) == (int(StatusCode.NOT_FOUND), message)
+    out = await client.server_stream(request, timeout=30)
+    assert (out.code, out.details) == (int(StatusCode.NOT_FOUND), message)
+    # The connection carries on.
+    out = await client.unary(env.req(message="after"), timeout=30)
+    assert out.code == 0 and out.responses[0].message == "after"
+
+
+async def test_request_metadata_with_surrounding_whitespace(env: Env) -> None:
+    """grpcio sends such values raw: our server takes them as they are. Our own Metadata refuses
+    them where they are given (HTTP/2 forbids sending them), before any call starts."""
+    client = await env.start()
+    if env.pair.startswith("h2rpc->"):
+        with pytest.raises(ValueError, match="surrounding spaces"):
+            rpc.Metadata([("x-padded", " value ")])
+        return
+    out = await client.unary(env.req(message="m"), metadata=[("x-padded", " value ")], timeout=30)
+    assert out.code == 0
+    assert env.server.servicer.seen_metadata[-1].get("x-padded") == " value "
 
 
 async def test_error_status_carries_trailing_metadata(env: Env) -> None:

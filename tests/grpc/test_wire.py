@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
 import grpc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import pytest
 
 import rpc
@@ -485,3 +490,77 @@ async def test_send_limit_fails_the_call_before_sending(
         assert info.value.code is StatusCode.RESOURCE_EXHAUSTED
         assert channel._connection is not None and channel._connection.open_streams == 0
     await server.stop()
+
+
+async def test_a_bad_header_value_fails_only_its_own_call(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    """A server answering one call with a header value HTTP/2 forbids (a NUL byte): that call
+    fails (INTERNAL, its stream reset), the call in flight beside it and later calls on the same
+    connection are answered."""
+    pb2, _ = echo_modules
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        config = h2.config.H2Configuration(
+            client_side=False, validate_outbound_headers=False, normalize_outbound_headers=False
+        )
+        peer = h2.connection.H2Connection(config)
+        peer.initiate_connection()
+        writer.write(peer.data_to_send())
+        bodies: dict[int, bytes] = {}
+        waiting: list[tuple[int, str]] = []
+        with contextlib.suppress(ConnectionError, h2.exceptions.ProtocolError):
+            while data := await reader.read(65536):
+                for event in peer.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                        peer.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                    elif isinstance(event, h2.events.StreamEnded):
+                        message = pb2.EchoRequest.FromString(bodies.pop(event.stream_id)[5:])
+                        waiting.append((event.stream_id, message.message))
+                # The first two calls are answered together, the bad one first.
+                if len(waiting) == 2 or any(text == "later" for _, text in waiting):
+                    for stream_id, text in sorted(waiting, key=lambda w: w[1] != "bad"):
+                        _answer(peer, stream_id, text, pb2)
+                    waiting.clear()
+                writer.write(peer.data_to_send())
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with rpc.Channel(f"127.0.0.1:{port}") as channel:
+            unary = channel.unary_unary(methods(pb2)["Unary"])
+            bad, good = await asyncio.wait_for(
+                asyncio.gather(
+                    unary(pb2.EchoRequest(message="bad")),
+                    unary(pb2.EchoRequest(message="good")),
+                    return_exceptions=True,
+                ),
+                10,
+            )
+            assert isinstance(bad, RpcError) and bad.code is StatusCode.INTERNAL, bad
+            assert good.message == "good"
+            later = await asyncio.wait_for(unary(pb2.EchoRequest(message="later")), 10)
+            assert later.message == "later"
+        assert connections == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _answer(peer: h2.connection.H2Connection, stream_id: int, text: str, pb2: ModuleType) -> None:
+    if text == "bad":
+        peer.send_headers(
+            stream_id,
+            [(":status", "200"), ("content-type", "application/grpc"), ("x-bad", "a\x00b")],
+        )
+        return
+    peer.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+    peer.send_data(stream_id, encode_frame(pb2.EchoResponse(message=text).SerializeToString()))
+    peer.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)

@@ -77,10 +77,18 @@ def data(stream_id: int, payload: bytes = b"", *, end_stream: bool = False) -> b
     return frame(DATA, END_STREAM if end_stream else 0, stream_id, payload)
 
 
-def request_block(path: str = "/hostile.Echo/Unary", authority: str = "127.0.0.1") -> bytes:
+def request_block(
+    path: str = "/hostile.Echo/Unary",
+    authority: str = "127.0.0.1",
+    *,
+    extra: list[tuple[str, str]] | None = None,
+    drop: frozenset[str] = frozenset(),
+    replace: dict[str, str] | None = None,
+) -> bytes:
     """A gRPC request's header block that leaves the HPACK dynamic table untouched
     (every field indexed from the static table or a never-indexed literal), so the
-    same bytes can open any number of streams."""
+    same bytes can open any number of streams. ``extra`` fields are appended,
+    ``drop`` ones left out, ``replace`` ones given another value."""
     fields = [
         (":method", "POST"),
         (":scheme", "http"),
@@ -89,6 +97,8 @@ def request_block(path: str = "/hostile.Echo/Unary", authority: str = "127.0.0.1
         ("content-type", "application/grpc"),
         ("te", "trailers"),
     ]
+    fields = [(n, (replace or {}).get(n, v)) for n, v in fields if n not in drop]
+    fields += extra or []
     encoder = hpack.Encoder()
     return encoder.encode([hpack.NeverIndexedHeaderTuple(n, v) for n, v in fields], huffman=False)
 
@@ -111,6 +121,24 @@ def parse_frames(buffer: bytearray) -> list[tuple[int, int, int, bytes]]:
 
 
 # --- the peer ---------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What the server sent on one stream: header blocks (decoded), DATA, and how it ended."""
+
+    blocks: list[list[tuple[str, str]]] = field(default_factory=list)
+    data: bytearray = field(default_factory=bytearray)
+    ended: bool = False
+    reset: int | None = None
+
+    def field(self, name: str) -> str | None:
+        """The first value of ``name`` in any block (Trailers-Only or trailers)."""
+        for block in self.blocks:
+            for key, value in block:
+                if key == name:
+                    return value
+        return None
 
 
 @dataclass
@@ -137,6 +165,11 @@ class RawPeer:
         self.writer = writer
         self.ending = Ending()
         self.data_frames: list[tuple[int, bytes]] = []
+        self.answers: dict[int, Answer] = {}
+        self.window_credit: dict[int, int] = {}
+        """WINDOW_UPDATE increments received, per stream (0: the connection)."""
+        self._decoder = hpack.Decoder()
+        self._changed = asyncio.Event()
         self.eof_sent = False
         self._done = asyncio.Event()
         self._barrier = asyncio.Event()
@@ -172,11 +205,45 @@ class RawPeer:
                         self._barrier.set()
                     elif kind == DATA:
                         self.data_frames.append((stream_id, payload))
+                        answer = self.answers.setdefault(stream_id, Answer())
+                        answer.data += payload
+                        answer.ended = bool(flags & END_STREAM)
+                    if kind == HEADERS:  # servers send whole blocks, unpadded
+                        answer = self.answers.setdefault(stream_id, Answer())
+                        block = self._decoder.decode(payload, raw=False)
+                        answer.blocks.append([(str(n), str(v)) for n, v in block])
+                        answer.ended = bool(flags & END_STREAM)
+                    elif kind == WINDOW_UPDATE:
+                        increment = struct.unpack(">I", payload)[0] & 0x7FFFFFFF
+                        self.window_credit[stream_id] = (
+                            self.window_credit.get(stream_id, 0) + increment
+                        )
+                    elif kind == RST_STREAM:
+                        self.answers.setdefault(stream_id, Answer()).reset = self.ending.resets[
+                            stream_id
+                        ]
+                    self._changed.set()
         except Exception:  # reset by the server, or a frame we cannot parse: the end either way
             pass
         self.ending.closed = True
         self._done.set()
         self._barrier.set()
+        self._changed.set()
+
+    async def answer(self, stream_id: int, guard: float = 30.0) -> Answer:
+        """Wait (``guard`` seconds at most) until the server ended or reset the stream."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + guard
+        while loop.time() < end:
+            answer = self.answers.get(stream_id)
+            if answer is not None and (answer.ended or answer.reset is not None):
+                return answer
+            if self.ending.closed:
+                break
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.0, end - loop.time()))
+        return self.answers.get(stream_id, Answer())
 
     def write_quietly(self, payload: bytes) -> None:
         if not self.writer.is_closing() and not self.eof_sent:

@@ -1342,7 +1342,6 @@ MALFORMED_REQUESTS = {
     "colon-in-name": fr.request(extra=[(b"x:bad", b"1")]),
     "nul-in-value": fr.request(extra=[(b"x-v", b"a\x00b")]),
     "lf-in-value": fr.request(extra=[(b"x-v", b"a\nb")]),
-    "leading-space-in-value": fr.request(extra=[(b"x-v", b" a")]),
     "connection": fr.request(extra=[(b"connection", b"keep-alive")]),
     "keep-alive": fr.request(extra=[(b"keep-alive", b"timeout=5")]),
     "proxy-connection": fr.request(extra=[(b"proxy-connection", b"close")]),
@@ -1395,6 +1394,36 @@ def test_8_5_connect_with_method_and_authority_only_is_accepted(server: Peer) ->
     headers = [(b":method", b"CONNECT"), (b":authority", b"example.com:443")]
     open_stream(server, headers=headers)
     assert server.handler.of("request")[0][2] == headers
+
+
+# A deliberate deviation from RFC 9113 8.2.1, which says a field value with
+# leading or trailing white space MUST be treated as malformed: both engines
+# accept such a received value as it is (grpcio sends a grpc-message like
+# 'no such key: ' raw, and grpc.aio delivers it). Sending one is still refused
+# (tests/core/test_units.py, test_validate_outbound_rejects).
+SURROUNDING_WHITESPACE = [(b"x-v", b" a"), (b"x-w", b"b\t"), (b"x-x", b" ")]
+
+
+def test_8_2_1_deviation_received_values_with_surrounding_whitespace_are_kept(
+    server: Peer,
+) -> None:
+    headers = fr.request(extra=SURROUNDING_WHITESPACE)
+    open_stream(server, end_stream=True, headers=headers)
+    assert server.handler.of("request")[0][2] == headers
+    server.expect_alive()
+
+
+def test_8_2_1_deviation_holds_for_responses_and_trailers(client: Peer) -> None:
+    stream_id = client_stream(client)
+    response = fr.response(extra=SURROUNDING_WHITESPACE)
+    trailers = [(b"grpc-status", b"5"), (b"grpc-message", b"no such key: ")]
+    client.send(
+        fr.headers(stream_id, client.block(response)),
+        fr.headers(stream_id, client.block(trailers), end_stream=True),
+    )
+    assert client.handler.of("response") == [("response", stream_id, response, False)]
+    assert client.handler.of("trailers") == [("trailers", stream_id, trailers)]
+    client.expect_alive()
 
 
 MALFORMED_RESPONSES = {
