@@ -253,7 +253,8 @@ class Server:
     async def _serve(self, conn: core.Connection, stream: core.Stream) -> None:
         """Route one request to its handler and run it as a :class:`ServerCall`."""
         try:
-            head = parse_request(stream.headers or [])
+            # Without te: served, as grpc-go and grpc-java do (tests/hostile).
+            head = parse_request(stream.headers or [], require_te=False)
             if isinstance(head, Rejection):
                 stream.send_headers(head.headers(), end_stream=True)
                 return
