@@ -98,7 +98,9 @@ class BoundedDecoder(Decoder):
                     if fields is None:
                         # Skipping: a run of one-byte indexes (1-126) at C speed,
                         # only checked to name existing entries.
-                        run = _ONE_BYTE_INDEXES(data, pos).end()
+                        match = _ONE_BYTE_INDEXES(data, pos)
+                        assert match is not None  # `*`: an empty run matches too
+                        run = match.end()
                         if run > pos:
                             highest = max(data[pos:run]) & 0x7F
                             if highest > _STATIC_LENGTH + len(table.dynamic_entries):
@@ -210,11 +212,10 @@ def _string(data: bytes, pos: int, budget: int | None) -> tuple[bytes | None, in
     if stop > len(data):
         raise HPACKDecodingError("Truncated header block")
     huffman = head & 0x80
-    if budget is not None:
-        # A Huffman code takes 5 to 30 bits a byte: the fewest bytes these can
-        # decode to tells whether decoding them is worth it at all.
-        if budget - (length * 8 // 30 if huffman else length) < 0:
-            return None, stop, -1
+    # A Huffman code takes 5 to 30 bits a byte: the fewest bytes these can
+    # decode to tells whether decoding them is worth it at all.
+    if budget is not None and budget < (length * 8 // 30 if huffman else length):
+        return None, stop, -1
     raw = data[pos:stop]
     if huffman:
         raw = decode_huffman(raw)
