@@ -41,7 +41,9 @@ def tester_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType
         sys.path.remove(str(out))
 
 
-def _grpcio_address(modules: tuple[ModuleType, ModuleType], reflection: str | None) -> Iterator[str]:
+def _grpcio_address(
+    modules: tuple[ModuleType, ModuleType], reflection: str | None
+) -> Iterator[str]:
     server, port = start_grpcio(*modules, reflection=reflection)
     try:
         yield f"127.0.0.1:{port}"

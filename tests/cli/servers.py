@@ -33,7 +33,8 @@ def _metadata_list(pairs: Any) -> list[str]:
 
 
 def _reply(pb2: ModuleType, request: Any, index: int, metadata: list[str]) -> Any:
-    return pb2.Reply(text=request.text, index=index, metadata=metadata, item=request.item)
+    item = request.item if request.HasField("item") else None
+    return pb2.Reply(text=request.text, index=index, metadata=metadata, item=item)
 
 
 def _grpc_code(code: int) -> grpc.StatusCode:
@@ -145,7 +146,9 @@ def start_grpcio(
     if reflection == "v1alpha":
         grpc_reflection.enable_server_reflection([*names, grpc_reflection.SERVICE_NAME], server)
     elif reflection == "v1":
-        servicer = grpc_reflection.ReflectionServicer([*names, "grpc.reflection.v1.ServerReflection"])
+        servicer = grpc_reflection.ReflectionServicer(
+            [*names, "grpc.reflection.v1.ServerReflection"]
+        )
         handler = grpc.stream_stream_rpc_method_handler(
             servicer.ServerReflectionInfo,
             request_deserializer=reflection_v1alpha_pb2.ServerReflectionRequest.FromString,
