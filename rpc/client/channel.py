@@ -60,6 +60,8 @@ class Channel:
     unless they are made with ``wait_for_ready=True`` (``wait_for_ready`` here
     sets the default for every call): those wait for READY, within their deadline.
     ``connect_timeout``, if given, overrides ``backoff.min_connect_timeout``.
+    ``authority`` replaces ``host:port`` as every call's ``:authority``; with
+    TLS, ``server_hostname`` is the name the certificate is checked against.
 
     ``keepalive`` (off by default, as in gRPC) pings the server after
     ``keepalive.time`` without traffic and drops the connection if nothing comes
@@ -78,6 +80,7 @@ class Channel:
         *,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
+        authority: str | None = None,
         compression: str | None = None,
         metadata: MetadataLike | None = None,
         max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -101,6 +104,7 @@ class Channel:
         self._port = port
         self._ssl = ssl
         self._server_hostname = server_hostname
+        self._authority = authority
         self.compression = codecs.check_supported(compression)
         self.metadata = Metadata(metadata) if metadata else None
         self.max_receive_message_length = max_receive_message_length
@@ -246,6 +250,7 @@ class Channel:
             self._port,
             ssl=self._ssl,
             server_hostname=self._server_hostname,
+            authority=self._authority,
             keepalive=self.keepalive,
             engine=self.engine,
         )

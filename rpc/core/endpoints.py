@@ -133,6 +133,7 @@ async def open_connection(
     keepalive: Keepalive | None = None,
     ssl: ssl_module.SSLContext | bool | None = None,
     server_hostname: str | None = None,
+    authority: str | None = None,
     stream_window_size: int | None = None,
     connection_window_size: int | None = None,
     max_frame_size: int | None = None,
@@ -146,7 +147,8 @@ async def open_connection(
 
     ``ssl=True`` uses a default verifying context; an SSLContext is used as
     given, with ALPN ``h2`` added. Without ``ssl`` the connection speaks
-    HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
+    HTTP/2 with prior knowledge. ``:authority`` is ``authority`` if given (a
+    virtual host behind a proxy, say), else ``host:port``.
     ``keepalive`` pings a quiet server and drops the connection when it stops
     answering (see :class:`rpc.core.keepalive.Keepalive`). ``engine`` picks
     the HTTP/2 engine (:func:`rpc.http2.engine_name`). ``grow_windows=False``
@@ -169,7 +171,8 @@ async def open_connection(
         context = alpn_context(ssl)
     else:
         context = None
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if authority is None:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(
         lambda: Connection(
