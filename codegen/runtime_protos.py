@@ -26,6 +26,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto, FileDescriptorSe
 
 from .generator import generate
 from .protoc import run_protoc
+from .pyi import fix_pyi
 
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGE = "rpc._proto"
@@ -111,7 +112,7 @@ def render(protos_dir: Path = PROJECT / "protos") -> dict[str, str]:
             stem = RUNTIME_PROTOS[proto.name]
             rendered[f"{stem}_pb2.py"] = messages_module(proto)
             pyi = Path(tmp) / (proto.name[: -len(".proto")] + "_pb2.pyi")
-            rendered[f"{stem}_pb2.pyi"] = pyi.read_text()
+            rendered[f"{stem}_pb2.pyi"] = fix_pyi(pyi.read_text())
             stubs = generate(proto, files, _module_of)
             if stubs is not None:
                 rendered[f"{stem}_rpc.py"] = stubs
