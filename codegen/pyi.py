@@ -26,9 +26,7 @@ def fix_pyi(text: str) -> str:
         return fixed
     # After the last top-level import line: protoc's imports all come first.
     lines = fixed.splitlines(keepends=True)
-    last_import = max(
-        i for i, line in enumerate(lines) if line.startswith(("import ", "from "))
-    )
+    last_import = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
     lines.insert(last_import + 1, _ANY_IMPORT)
     return "".join(lines)
 
