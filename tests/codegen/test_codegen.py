@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import rpc
+from tests.example_commands import clean_env, docstring_command
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOS = Path(__file__).parent / "protos"
@@ -247,7 +248,7 @@ def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
             "helloworld",
             [
                 "Health of helloworld.Greeter: SERVING",
-                "SayHello: Hello, world!",
+                "SayHello: Hello, you!",
                 "SayHelloStream: Hello, friends!",
                 "INVALID_ARGUMENT",
             ],
@@ -276,18 +277,60 @@ def test_protoc_errors_are_shown_with_a_nonzero_exit(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_example_runs(example: str, expected: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), example],
+def test_example_runs_as_its_docstrings_say(example: str, expected: list[str]) -> None:
+    """Server, then client, each started as its docstring says: no codegen, no PYTHONPATH."""
+    directory = ROOT / "examples" / example
+    server = subprocess.Popen(
+        docstring_command(directory / "server.py", port=0),
         cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("ready "), line + _rest(server)
+        client = subprocess.run(
+            docstring_command(directory / "client.py", port=line.split()[1]),
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server_output = _rest(server)
+    assert client.returncode == 0, client.stderr
+    for text in expected:
+        assert text in client.stdout + server_output
+
+
+def _rest(process: subprocess.Popen[str]) -> str:
+    """What a process still had to say, on stdout and stderr, once it ended."""
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=30)
+    return (out or "") + (err or "")
+
+
+def test_quick_start_demo_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        cwd=ROOT,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    for line in expected:
-        assert line in result.stdout
+    assert "SayHello: Hello, world!" in result.stdout
 
 
 @pytest.mark.parametrize(
