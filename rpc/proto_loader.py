@@ -74,11 +74,9 @@ def protos(
     'h2rpc[codegen]'``), and when protoc cannot compile the file (its message
     is in the error) or the file's names clash with ones already loaded.
     """
-    directories = tuple(
-        str(Path(directory or ".").resolve())
-        for directory in (sys.path if include is None else include)
-        if Path(directory or ".").is_dir()
-    )
+    if include is None:  # sys.path also holds zip files and directories that are gone
+        include = [entry for entry in sys.path if Path(entry or ".").is_dir()]
+    directories = tuple(str(Path(directory or ".").resolve()) for directory in include)
     key = (os.fspath(path), directories)
     with _lock:
         loaded = _loaded.get(key)
