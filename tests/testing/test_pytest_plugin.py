@@ -27,9 +27,7 @@ def _on_each_engine() -> None:
 
 
 def _entry_point_installed() -> bool:
-    return any(
-        ep.value == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11")
-    )
+    return any(ep.value == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
 def _pytest(
@@ -89,6 +87,7 @@ USER_TESTS = textwrap.dedent(
         assert await grpc_channel.unary_unary(ECHO)(b"y") == b"echo:y"
 """
 )
+
 
 def test_the_fixtures_in_strict_mode_on_the_default_engine(tmp_path: Path) -> None:
     _write(tmp_path, USER_TESTS, "asyncio_mode = strict\n")
