@@ -71,6 +71,9 @@ class Channel:
     ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     ``interceptors`` (:class:`rpc.UnaryUnaryClientInterceptor` and the other
     three kinds) run around each call of their kind, the first one outermost.
+    ``connector`` (:data:`rpc.core.Connector`) opens each connection instead
+    of TCP to ``target``, which then only names the ``:authority``:
+    :func:`rpc.testing.channel_for` connects a channel to a server in memory so.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Channel:
         keepalive: core.Keepalive | None = None,
         engine: str | None = None,
         interceptors: Iterable[ClientInterceptor] = (),
+        connector: core.Connector | None = None,
     ) -> None:
         self.interceptors = ClientInterceptors(interceptors)
         if port is None:
@@ -105,6 +109,7 @@ class Channel:
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._authority = authority
+        self._open_transport = connector
         self.compression = codecs.check_supported(compression)
         self.metadata = Metadata(metadata) if metadata else None
         self.max_receive_message_length = max_receive_message_length
@@ -253,6 +258,7 @@ class Channel:
             authority=self._authority,
             keepalive=self.keepalive,
             engine=self.engine,
+            connector=self._open_transport,
         )
         try:
             # The server's first frame must be its SETTINGS, so the ack of a PING
