@@ -76,7 +76,15 @@ class Method(Generic[Req, Resp]):
         *,
         proto_file: FileDescriptor | None = None,
     ) -> Method[Req, Resp]:
-        """A method whose messages are protobuf message classes."""
+        """A method whose messages are protobuf message classes.
+
+        Without ``proto_file``, it is looked up: the file defining the path's
+        service, if the request type's descriptor pool has it (it does once
+        the service's ``_pb2`` module is imported), so hand-written methods are
+        described by server reflection too.
+        """
+        if proto_file is None:
+            proto_file = _service_file(path, request_type)
         return cls(
             path,
             kind,
@@ -95,6 +103,18 @@ class Method(Generic[Req, Resp]):
     @property
     def name(self) -> str:
         return self.path.split("/")[2]
+
+
+def _service_file(path: str, message_type: type[Any]) -> FileDescriptor | None:
+    """The file defining ``path``'s service in ``message_type``'s pool, or None."""
+    parts = path.split("/")
+    if len(parts) != 3:
+        return None  # not a method path: the constructor says so
+    try:
+        found: FileDescriptor = message_type.DESCRIPTOR.file.pool.FindServiceByName(parts[1]).file
+    except (AttributeError, KeyError):
+        return None
+    return found
 
 
 def _serialize(message: Any) -> bytes:

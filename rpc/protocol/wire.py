@@ -161,7 +161,7 @@ def is_grpc_content_type(value: str) -> bool:
     return media_type == CONTENT_TYPE or media_type.startswith(_GRPC_PLUS)
 
 
-def parse_request(headers: ReceivedHeaders) -> RequestHead | Rejection:
+def parse_request(headers: ReceivedHeaders, *, require_te: bool = True) -> RequestHead | Rejection:
     """Check a request's headers: the head of a call, or the answer that refuses it.
 
     The checks, in order: ``:method`` POST (else HTTP 405), a gRPC
@@ -172,13 +172,16 @@ def parse_request(headers: ReceivedHeaders) -> RequestHead | Rejection:
     ``grpc-encoding`` (else UNIMPLEMENTED, and ``grpc-accept-encoding`` tells
     what is), a valid ``grpc-timeout`` and valid metadata (else INTERNAL, as
     grpcio answers). Whether the path names a method is the server's to say.
+
+    ``require_te=False`` serves a request without ``te: trailers``, as grpc-go
+    and grpc-java do (the header only detects proxies that drop trailers).
     """
     fields = _first_values(headers)
     if fields.get(":method") != "POST":
         return Rejection(405)
     if not is_grpc_content_type(fields.get("content-type", "")):
         return Rejection(415)
-    if fields.get("te") != "trailers":
+    if require_te and fields.get("te") != "trailers":
         return _refuse(StatusCode.INTERNAL, "the request lacks 'te: trailers'")
     encoding = fields.get("grpc-encoding")
     if encoding == compression.IDENTITY:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..methods import Method, MethodKind
-from ..protocol.metadata import Metadata, decode_metadata
+from ..protocol.metadata import Metadata
 from ..protocol.status import RpcError, StatusCode
 
 log = logging.getLogger(__name__)
@@ -169,16 +169,12 @@ class InterceptorChain:
         self._methods = methods
         self._handlers: dict[str, tuple[RpcMethodHandler, Entry]] = {}
 
-    async def resolve(self, path: str, headers: list[tuple[str, str]]) -> Entry | None:
+    async def resolve(self, path: str, metadata: Metadata) -> Entry | None:
         """The entry to serve this call with, or None (UNIMPLEMENTED).
 
         Raises RpcError with the status to end the call with: the one an
         interceptor raised, or UNKNOWN for any other exception from one.
         """
-        try:
-            metadata = decode_metadata(headers)
-        except ValueError:
-            metadata = Metadata()  # the server answers INTERNAL for it right after
         details = HandlerCallDetails(path, metadata)
         try:
             handler = await self._call(0, details)

@@ -1,34 +1,32 @@
-"""The gRPC server: routes each HTTP/2 stream to a handler and speaks the call protocol.
+"""The gRPC server: listens, routes each HTTP/2 stream to a handler, and starts its call.
 
-One task per call runs the handler (user code needs one); everything else —
-parsing the request headers, reading and writing messages, sending status —
-happens in that same task, on top of :mod:`rpc.core`.
+One task per call runs the handler (user code needs one). Everything else
+happens in that same task: the request head is checked
+(:func:`rpc.protocol.wire.parse_request`), :meth:`Server._route` finds the
+handler, and a :class:`~rpc.server.call.ServerCall` owns the call from there
+to its status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import signal
 import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .. import core
-from ..deadlines import current_deadline
-from ..http2 import ErrorCodes
 from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
-from ..protocol import compression
-from ..protocol.metadata import Metadata, decode_metadata
-from ..protocol.status import RpcError, StatusCode, encode_message
-from ..protocol.timeout import decode_timeout
-from .context import _ACCEPT_ENCODING, _CONTENT_TYPE, Handler, RequestIterator, ServerContext
+from ..protocol import compression as compression_module
+from ..protocol.status import RpcError, StatusCode
+from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
+from .call import CallSettings, RequestIterator, ServerCall
+from .context import Handler, ServerContext
 from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
@@ -91,9 +89,11 @@ class Server:
         self.lifetime = lifetime
         self._methods: dict[str, tuple[Method[Any, Any], Handler]] = {}
         self.max_concurrent_streams = max_concurrent_streams
-        self.max_receive_message_length = max_receive_message_length
-        self.max_send_message_length = max_send_message_length
-        self.compression = _check_compression(compression)
+        self._call_settings = CallSettings(
+            max_receive_message_length=max_receive_message_length,
+            max_send_message_length=max_send_message_length,
+            compression=compression_module.check_supported(compression),
+        )
         self.interceptors = check_server_interceptors(interceptors)
         self._interception = (
             InterceptorChain(self.interceptors, self._methods) if self.interceptors else None
@@ -117,6 +117,34 @@ class Server:
         for method, handler in methods.items():
             self.add_method(method, handler)
         self._services.append(service)
+
+    # Settings of every call, kept in one frozen CallSettings handed to each call.
+
+    @property
+    def max_receive_message_length(self) -> int | None:
+        return self._call_settings.max_receive_message_length
+
+    @max_receive_message_length.setter
+    def max_receive_message_length(self, value: int | None) -> None:
+        self._call_settings = replace(self._call_settings, max_receive_message_length=value)
+
+    @property
+    def max_send_message_length(self) -> int | None:
+        return self._call_settings.max_send_message_length
+
+    @max_send_message_length.setter
+    def max_send_message_length(self, value: int | None) -> None:
+        self._call_settings = replace(self._call_settings, max_send_message_length=value)
+
+    @property
+    def compression(self) -> str | None:
+        """The response compression of calls whose handler does not choose one."""
+        return self._call_settings.compression
+
+    @compression.setter
+    def compression(self, name: str | None) -> None:
+        checked = compression_module.check_supported(name)
+        self._call_settings = replace(self._call_settings, compression=checked)
 
     @property
     def methods(self) -> list[Method[Any, Any]]:
@@ -152,6 +180,23 @@ class Server:
             engine=self.engine,
         )
         return self.port
+
+    def connection_factory(self) -> core.ConnectionFactory:
+        """Makes server-side connections served as those :meth:`start` accepts.
+
+        For transports other than a listening socket: each connection it makes
+        is served by this server once its transport calls ``connection_made``
+        (:func:`rpc.core.memory.memory_connector` does; :mod:`rpc.testing` uses
+        it). Needs no :meth:`start`; :meth:`stop` closes these connections too.
+        """
+        return core.server_connection_factory(
+            self._on_connected,
+            settings=core.connection_settings(concurrency=self.max_concurrent_streams),
+            keepalive=self.keepalive,
+            ping_policy=self.ping_policy,
+            lifetime=self.lifetime,
+            engine=self.engine,
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully, then cancel what is left.
@@ -223,143 +268,68 @@ class Server:
 
     def _start_call(self, conn: core.Connection, stream: core.Stream) -> None:
         """A request arrived: its call runs in a task of its own (user code needs one)."""
-        task = start_task(self._serve_call(conn, stream))
+        task = start_task(self._serve(conn, stream))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
-    async def _serve_call(self, conn: core.Connection, stream: core.Stream) -> None:
+    async def _serve(self, conn: core.Connection, stream: core.Stream) -> None:
+        """Route one request to its handler and run it as a :class:`ServerCall`."""
         try:
-            context = await self._accept_call(conn, stream)
-            if context is not None:
-                await self._run(context)
-        except (core.StreamError, core.ConnectionClosedError):
-            pass  # the client went away; nothing left to tell it
-
-    async def _accept_call(
-        self, conn: core.Connection, stream: core.Stream
-    ) -> ServerContext | None:
-        """Check the request headers; answer the errors the spec prescribes."""
-        headers = stream.headers or []
-        request: dict[str, str] = {}
-        for name, value in headers:
-            request.setdefault(name, value)
-        if request.get(":method") != "POST":
-            _http_error(stream, 405)
-            return None
-        if not request.get("content-type", "").startswith("application/grpc"):
-            _http_error(stream, 415)
-            return None
-        path = request.get(":path", "")
-        entry = self._methods.get(path)
-        if self._interception is not None:
+            # Without te: served, as grpc-go and grpc-java do (tests/hostile).
+            head = parse_request(stream.headers or [], require_te=False)
+            if isinstance(head, Rejection):
+                stream.send_headers(head.headers(), end_stream=True)
+                return
             try:
-                entry = await self._interception.resolve(path, headers)
-            except RpcError as exc:
-                _trailers_only(stream, exc.code, exc.details)
-                return None
-        if entry is None:
-            _trailers_only(stream, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
-            return None
-        method, handler = entry
-        encoding = request.get("grpc-encoding")
-        if encoding == compression.IDENTITY:
-            encoding = None
-        if encoding is not None and not compression.is_supported(encoding):
-            _trailers_only(
-                stream,
-                StatusCode.UNIMPLEMENTED,
-                f"grpc-encoding {encoding!r} is not supported (accepted: "
-                f"{compression.ACCEPT_ENCODING})",
-            )
-            return None
-        deadline = None
-        if "grpc-timeout" in request:
-            try:
-                deadline = asyncio.get_running_loop().time() + decode_timeout(
-                    request["grpc-timeout"]
+                route = await self._route(head)
+            except RpcError as exc:  # an interceptor refused the call
+                stream.send_headers(trailers_only(Status(exc.code, exc.details)), end_stream=True)
+                return
+            if route is None:
+                stream.send_headers(
+                    trailers_only(
+                        Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+                    ),
+                    end_stream=True,
                 )
-            except ValueError as exc:
-                _trailers_only(stream, StatusCode.INTERNAL, str(exc))
-                return None
-        try:
-            metadata = decode_metadata(headers)
-        except ValueError as exc:
-            _trailers_only(stream, StatusCode.INTERNAL, str(exc))
-            return None
-        context = ServerContext(
-            self,
-            conn,
-            stream,
-            method,
-            handler,
-            metadata,
-            deadline,
-            encoding,
-            compression.parse_accept_encoding(request.get("grpc-accept-encoding")),
-        )
-        context._task = asyncio.current_task()
-        return context
-
-    async def _run(self, context: ServerContext) -> None:
-        stream = context._stream
-        loop = asyncio.get_running_loop()
-        timer = None
-        if context._deadline is not None:
-            timer = loop.call_at(context._deadline, context._on_deadline)
-        current_deadline.set(context._deadline)
-        code, details = StatusCode.OK, ""
-        trailing: Metadata | None = None
-        status_details = None
-        try:
-            stream.set_error_callback(context._on_stream_error)
-            await self._invoke(context)
-            code, details = context._code, context._details
-            trailing = context._trailing_metadata
-            if context._deadline_exceeded:
-                # The handler swallowed the cancellation: the deadline still stands.
-                _uncancel()
-                code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
-        except RpcError as exc:
-            code, details, status_details = exc.code, exc.details, exc.status_details
-            trailing = exc.trailing_metadata or context._trailing_metadata
-        except asyncio.CancelledError:
-            if not context._deadline_exceeded:
-                if not context._cancelled:
-                    stream.reset(ErrorCodes.CANCEL)
-                    raise  # cancelled from outside (server stopping)
-                return  # the client cancelled: the stream is gone
-            _uncancel()
-            code, details = StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
+                return
+            method, handler = route
+            call = ServerCall(conn, stream, method, head, self._call_settings)
+            async with call:
+                await _invoke(call, handler)
         except (core.StreamError, core.ConnectionClosedError):
-            return  # our stream is gone: the client cancelled or went away
-        except Exception:
-            log.exception("handler for %s failed", context.method)
-            code, details = StatusCode.UNKNOWN, "Unexpected error in the method handler"
-        finally:
-            if timer is not None:
-                timer.cancel()
-            stream.set_error_callback(None)
-        await context._finish(code, details, trailing, status_details)
+            pass  # the client went away before its call began; nothing left to tell it
 
-    async def _invoke(self, context: ServerContext) -> None:
-        kind = context._method.kind
-        request: Any = (
-            RequestIterator(context) if kind.client_streaming else await context._read_single()
-        )
-        result = context._handler(request, context)
-        if kind.server_streaming:
-            if hasattr(result, "__aiter__"):
-                async for response in result:
-                    await context.write(response)
-            else:
-                await result  # the handler writes with context.write()
-            return
-        response = await result
-        if response is None:
-            if context._code is StatusCode.OK:
-                raise RpcError(StatusCode.UNKNOWN, "the handler returned no response")
-            return
-        await context.write(response)
+    async def _route(self, head: RequestHead) -> tuple[Method[Any, Any], Handler] | None:
+        """The method and handler that serve this request, or None (UNIMPLEMENTED).
+
+        The one place where a request meets its handler: the interceptors, if
+        any, choose or wrap it from the method and the metadata (they raise
+        RpcError to refuse the call).
+        """
+        if self._interception is None:
+            return self._methods.get(head.path)
+        return await self._interception.resolve(head.path, head.metadata)
+
+
+async def _invoke(call: ServerCall, handler: Handler) -> None:
+    """Run ``handler`` the way its method's kind calls for, writing what it returns."""
+    kind = call.method.kind
+    request: Any = RequestIterator(call) if kind.client_streaming else await call.read_single()
+    result = handler(request, ServerContext(call))
+    if kind.server_streaming:
+        if hasattr(result, "__aiter__"):
+            async for response in result:
+                await call.write(response)
+        else:
+            await result  # the handler writes with context.write()
+        return
+    response = await result
+    if response is None:
+        if call.code is StatusCode.OK:
+            raise RpcError(StatusCode.UNKNOWN, "the handler returned no response")
+        return
+    await call.write(response)
 
 
 def start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -378,29 +348,3 @@ def start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
 
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
-
-
-def _uncancel() -> None:
-    """Forget a cancellation we caused and handled ourselves (deadline)."""
-    task = asyncio.current_task()
-    if task is not None and hasattr(task, "uncancel"):
-        task.uncancel()
-
-
-def _check_compression(name: str | None) -> str | None:
-    return compression.check_supported(name)
-
-
-def _http_error(stream: core.Stream, status: int) -> None:
-    stream.send_headers([(b":status", str(status).encode())], end_stream=True)
-
-
-def _trailers_only(stream: core.Stream, code: StatusCode, details: str) -> None:
-    headers = [
-        (b":status", b"200"),
-        _CONTENT_TYPE,
-        _ACCEPT_ENCODING,
-        (b"grpc-status", b"%d" % code),
-        (b"grpc-message", encode_message(details).encode("ascii")),
-    ]
-    stream.send_headers(headers, end_stream=True)

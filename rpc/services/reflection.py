@@ -18,8 +18,9 @@ service (``Method.proto_file``). ``list_services`` names every registered
 service, reflection's own included; lookups by file name, symbol or
 extension search the descriptor pools those files live in (protobuf's default
 pool for protoc-generated modules), as grpcio's reflection does. Services
-registered after :func:`enable` are seen too. A method written by hand
-without ``proto_file`` is listed, but it has no schema to describe.
+registered after :func:`enable` are seen too. A method without a proto
+file (made with other serializers than protobuf's) is listed, but it has no
+schema to describe.
 
 This module is not imported by :mod:`rpc` itself (the generated reflection
 stubs import :mod:`rpc`).

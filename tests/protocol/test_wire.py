@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rpc.http2.headers import malformed
+from rpc.protocol import wire
 from rpc.protocol.metadata import RESERVED_KEYS, Metadata, encode_metadata
 from rpc.protocol.status import StatusCode
 from rpc.protocol.wire import (
@@ -352,3 +353,10 @@ def test_any_valid_metadata_round_trips(
 def test_metadata_that_http2_cannot_carry_is_refused_where_it_is_given(value: str) -> None:
     with pytest.raises(ValueError, match="printable ASCII"):
         Metadata([("x-key", value)])
+
+
+def test_a_request_without_te_is_served_when_te_is_not_required() -> None:
+    headers = [(":method", "POST"), (":path", "/p.S/M"), ("content-type", "application/grpc")]
+    head = wire.parse_request(headers, require_te=False)
+    assert isinstance(head, wire.RequestHead) and head.path == "/p.S/M"
+    assert isinstance(wire.parse_request(headers), wire.Rejection)
