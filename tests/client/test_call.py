@@ -203,3 +203,23 @@ async def test_giving_up_on_the_status_does_not_cancel_the_call() -> None:
         assert not call.done()
         assert call.cancel()
         assert await asyncio.wait_for(call.code(), TIMEOUT) is StatusCode.CANCELLED
+
+
+async def test_concurrent_first_operations_open_one_stream_and_send_the_request_once(
+    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+) -> None:
+    """The first operations of a call race to open it: one opens the stream and
+    sends the request, the others wait for it (a second request on a unary-request
+    call would be a protocol error, a second stream a second call)."""
+    pb2, _ = echo_modules
+    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+        call = _streaming_call(channel, pb2, "unary_stream", pb2.EchoRequest(repeat=2))
+        metadata, first, code = await asyncio.wait_for(
+            asyncio.gather(call.initial_metadata(), call.read(), call.code()), TIMEOUT
+        )
+        assert list(metadata) == []
+        assert first is not None and first.index == 0
+        assert code is StatusCode.OK
+        second = await asyncio.wait_for(call.read(), TIMEOUT)
+        assert second is not None and second.index == 1
+        assert await asyncio.wait_for(call.read(), TIMEOUT) is None
