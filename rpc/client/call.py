@@ -84,7 +84,6 @@ class Call(Generic[Req, Resp]):
         self._attempts = StreamAttempts(
             channel,
             status,
-            self._headers,
             wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
             deadline=self._deadline,
         )
@@ -224,7 +223,7 @@ class Call(Generic[Req, Resp]):
         """Open the stream once (see StreamAttempts.start); the opener sends the first request."""
         if self._attempts.stream is None:
             first, self._first_request = self._first_request, None
-            await self._attempts.start()
+            await self._attempts.start(self._headers)
             if first is not None:
                 await self._send(first[0], end_stream=True)
 
@@ -278,7 +277,7 @@ class Call(Generic[Req, Resp]):
                 self._peer_stopped_reading = True
                 return
             # Either this data was replayed on a new stream, or this raises.
-            await attempts.recover(exc, stream)
+            await attempts.recover(exc, stream, self._headers)
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -361,7 +360,8 @@ class Call(Generic[Req, Resp]):
                     headers = await stream.recv_headers()
                     break
                 except core.H2Error as exc:
-                    await attempts.recover(exc, stream)  # raises unless moved to a new stream
+                    # Raises unless the call moved to a new stream.
+                    await attempts.recover(exc, stream, self._headers)
             attempts.server_answered()
             answer = wire.parse_response(headers)
             head = answer if isinstance(answer, wire.ResponseHead) else None

@@ -49,7 +49,6 @@ class StreamAttempts:
     __slots__ = (
         "_channel",
         "_deadline",
-        "_headers",
         "_opened",
         "_opening",
         "_replay",
@@ -65,14 +64,12 @@ class StreamAttempts:
         self,
         channel: Channel,
         status: CallStatus,
-        headers: Headers,
         *,
         wait_for_ready: bool,
         deadline: float | None,
     ) -> None:
         self._channel = channel
         self._status = status
-        self._headers = headers
         self._wait_for_ready = wait_for_ready
         self._deadline = deadline
         self.stream: core.Stream | None = None
@@ -88,10 +85,12 @@ class StreamAttempts:
         self.moving: asyncio.Future[None] | None = None
         """Set while the call moves to a new stream; other operations wait for it."""
 
-    async def start(self) -> None:
+    async def start(self, headers: Headers) -> None:
         """Open the call's stream, once; concurrent callers wait for the first one.
 
         Raises the call's status if it ended (or ends meanwhile) without one.
+        (``headers`` is given per use, not kept: this must not point back at the
+        call, or every call would wait for the cycle collector to be freed.)
         """
         if self.stream is not None:
             return
@@ -107,7 +106,7 @@ class StreamAttempts:
             return
         self._opening = True
         try:
-            stream = await self.open()
+            stream = await self.open(headers)
             if status.error is not None:  # cancelled or timed out meanwhile
                 stream.reset(ErrorCodes.CANCEL)
                 raise status.error
@@ -134,7 +133,7 @@ class StreamAttempts:
         assert status.error is not None
         return status.error
 
-    async def open(self) -> core.Stream:
+    async def open(self, headers: Headers) -> core.Stream:
         """A new stream on a READY connection of the channel (connecting if need be).
 
         If the connection turns out to be closing (GOAWAY) before our HEADERS
@@ -151,7 +150,7 @@ class StreamAttempts:
                 if not conn.available_streams:
                     await self._bounded(conn.wait_stream_slot())
                 # Built only now, so that grpc-timeout tells what is really left.
-                return await conn.open_stream(self._headers())
+                return await conn.open_stream(headers())
             except core.ConnectionClosedError as exc:
                 channel.forget_closed_connection()
                 if exc.unprocessed and attempt < UNSENT_ATTEMPTS:
@@ -215,7 +214,7 @@ class StreamAttempts:
             return exc.unprocessed
         return False
 
-    async def recover(self, exc: core.H2Error, stream: core.Stream) -> None:
+    async def recover(self, exc: core.H2Error, stream: core.Stream, headers: Headers) -> None:
         """``stream`` of the call failed with ``exc``.
 
         Returns if the call goes on on a new stream (what had been sent is
@@ -228,7 +227,7 @@ class StreamAttempts:
         if self._status.finished or not self.can_retry(exc, stream):
             self.give_up(exc)
         try:
-            stream = await self._move()
+            stream = await self._move(headers)
             if self._status.error is not None:  # cancelled or timed out meanwhile
                 stream.reset(ErrorCodes.CANCEL)
                 raise self._status.error
@@ -259,7 +258,7 @@ class StreamAttempts:
         if self._status.error is not None:
             raise self._status.error
 
-    async def _move(self) -> core.Stream:
+    async def _move(self, headers: Headers) -> core.Stream:
         """Open the call's new stream and send there again what it had sent.
 
         Only after :meth:`can_retry` said yes. Raises :class:`RpcError` if no
@@ -268,7 +267,7 @@ class StreamAttempts:
         self._retried = True
         self.moving = moving = asyncio.get_running_loop().create_future()
         try:
-            stream = await self.open()
+            stream = await self.open(headers)
             data = b"".join(self._replay or ())
             if data or self._replay_end:
                 try:

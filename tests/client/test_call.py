@@ -4,7 +4,9 @@ known as soon as the server sent it, without iterating the call."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -223,3 +225,27 @@ async def test_concurrent_first_operations_open_one_stream_and_send_the_request_
         second = await asyncio.wait_for(call.read(), TIMEOUT)
         assert second is not None and second.index == 1
         assert await asyncio.wait_for(call.read(), TIMEOUT) is None
+
+
+async def test_a_finished_unary_call_is_freed_without_the_cycle_collector(
+    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+) -> None:
+    """A call must not point at itself through what it owns (its stream's
+    owner, its status): each call would then live until the cycle collector
+    runs, with its stream and buffers, and cost that collector's time."""
+    pb2, _ = echo_modules
+    unary = methods(pb2)["Unary"]
+    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+        await asyncio.wait_for(channel.unary_unary(unary)(pb2.EchoRequest()), TIMEOUT)
+        gc.collect()
+        gc.disable()
+        try:
+            _, call = await asyncio.wait_for(
+                channel.unary_unary(unary).with_call(pb2.EchoRequest(message="m")), TIMEOUT
+            )
+            assert await call.code() is StatusCode.OK
+            freed = weakref.ref(call)
+            del call
+            assert freed() is None
+        finally:
+            gc.enable()

@@ -26,7 +26,7 @@ REFUSED = rpc.core.StreamResetError(1, ErrorCodes.REFUSED_STREAM, remote=True)
 
 def _attempts() -> StreamAttempts:
     return StreamAttempts(
-        cast(rpc.Channel, None), CallStatus(), list, wait_for_ready=False, deadline=None
+        cast(rpc.Channel, None), CallStatus(), wait_for_ready=False, deadline=None
     )
 
 
