@@ -77,7 +77,9 @@ def generate_stubs() -> None:
     bench_grpc (grpclib).
     """
     outputs = [GENERATED / name for name in _OUTPUTS]
-    newest_input = PROTO.stat().st_mtime
+    # The generator's own sources count too: a change to codegen/ regenerates.
+    inputs = [PROTO, *(ROOT / "codegen").glob("*.py")]
+    newest_input = max(path.stat().st_mtime for path in inputs)
     if all(path.exists() and path.stat().st_mtime >= newest_input for path in outputs):
         return
     GENERATED.mkdir(exist_ok=True)

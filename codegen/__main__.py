@@ -1,7 +1,9 @@
 """``python -m codegen -I protos --out DIR a.proto ...``: messages, stubs and typing in one go.
 
 Runs grpcio-tools' bundled protoc with ``--python_out``, ``--pyi_out`` and our
-plugin, with the well-known types (google/protobuf/*.proto) on the include path.
+plugin, with the well-known types (google/protobuf/*.proto) on the include path,
+then gives protoc's ``.pyi`` files the type arguments ``mypy --strict`` wants
+(:mod:`codegen.pyi`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .protoc import run_protoc
+from .pyi import fix_pyi_file
 
 
 def _plugin_executable(directory: Path) -> Path:
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if status != 0:
         print(f"python -m codegen: protoc failed (exit status {status})", file=sys.stderr)
         return 1
+    for stub in out.rglob("*_pb2.pyi"):
+        fix_pyi_file(stub)
     return 0
 
 

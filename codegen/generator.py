@@ -193,12 +193,16 @@ def _service(
             doc += "\n\nDeprecated."
         out.append("")
         if method.server_streaming:
+            # An async generator, as implementations are; it relays the stream that
+            # fails with UNIMPLEMENTED. (Returning that stream instead would be
+            # "Returning Any" for mypy --strict wherever rpc's types are not seen.)
             out += [
-                f"    def {attr}(",
+                f"    async def {attr}(",
                 f"        self, request: {request_type}, context: _rpc.ServerContext",
                 f"    ) -> AsyncIterator[{response.expression}]:",
                 *_docstring(doc, "        ", ""),
-                "        return _rpc.unimplemented_stream()",
+                "        async for response in _rpc.unimplemented_stream():",
+                "            yield response",
             ]
         else:
             out += [

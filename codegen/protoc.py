@@ -6,8 +6,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc_tools
-from grpc_tools import protoc
+try:
+    import grpc_tools
+    from grpc_tools import protoc
+except ModuleNotFoundError as exc:  # codegen's protoc is an extra, not a dependency
+    raise ModuleNotFoundError(
+        "code generation needs protoc from grpcio-tools: pip install 'h2rpc[codegen]'",
+        name=exc.name,
+    ) from exc
 
 WELL_KNOWN_INCLUDE = Path(grpc_tools.__file__).parent / "_proto"
 _PROJECT = str(Path(__file__).resolve().parent.parent)

@@ -10,7 +10,9 @@ one pool are an import error, so an application could not use both libraries.
 Our modules build the messages in a private pool instead (``rpc._proto.POOL``);
 the wire format does not care which pool a class came from.
 
-The modules are checked in, so installing h2rpc never needs protoc. Their
+The modules are checked in, so installing h2rpc never needs protoc; the
+.proto files are copied beside them (``rpc/_proto/grpc_health/v1/health.proto``)
+to be shipped in the wheel. Their
 ``.py`` only uses protobuf's public API (no gencode version check); the typing
 comes from protoc's ``.pyi`` next to them.
 """
@@ -26,6 +28,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto, FileDescriptorSe
 
 from .generator import generate
 from .protoc import run_protoc
+from .pyi import fix_pyi
 
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGE = "rpc._proto"
@@ -95,7 +98,7 @@ def messages_module(proto: FileDescriptorProto) -> str:
 
 
 def render(protos_dir: Path = PROJECT / "protos") -> dict[str, str]:
-    """File name in rpc/_proto/ -> its content, for every runtime proto."""
+    """File name in rpc/_proto/ -> its content, for every runtime proto (and the .proto)."""
     with tempfile.TemporaryDirectory() as tmp:
         descriptor_set = Path(tmp) / "set.pb"
         options = [
@@ -111,7 +114,9 @@ def render(protos_dir: Path = PROJECT / "protos") -> dict[str, str]:
             stem = RUNTIME_PROTOS[proto.name]
             rendered[f"{stem}_pb2.py"] = messages_module(proto)
             pyi = Path(tmp) / (proto.name[: -len(".proto")] + "_pb2.pyi")
-            rendered[f"{stem}_pb2.pyi"] = pyi.read_text()
+            rendered[f"{stem}_pb2.pyi"] = fix_pyi(pyi.read_text())
+            # The .proto itself, shipped in the wheel (for -I, reflection, other languages).
+            rendered[proto.name] = (protos_dir / proto.name).read_text()
             stubs = generate(proto, files, _module_of)
             if stubs is not None:
                 rendered[f"{stem}_rpc.py"] = stubs
@@ -129,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     for name, content in rendered.items():
+        (args.out / name).parent.mkdir(parents=True, exist_ok=True)
         (args.out / name).write_text(content)
     return 0
 

@@ -30,6 +30,7 @@ from .client import (
 from .client.connectivity import BackoffConfig, ConnectivityState
 from .core.keepalive import ConnectionLifetime, Keepalive, PingPolicy
 from .methods import Method, MethodKind
+from .proto_loader import Protos, protos
 from .protocol.metadata import Metadata
 from .protocol.status import RpcError, StatusCode
 from .server import (
@@ -61,6 +62,7 @@ __all__ = [
     "Method",
     "MethodKind",
     "PingPolicy",
+    "Protos",
     "RpcError",
     "RpcMethodHandler",
     "Server",
@@ -80,6 +82,7 @@ __all__ = [
     "UnaryUnaryCallable",
     "UnaryUnaryClientInterceptor",
     "__version__",
+    "protos",
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
     "unary_stream_rpc_method_handler",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 import rpc.http2
+import rpc.testing.pytest_plugin as rpc_pytest_plugin
 
 
 @pytest.fixture(params=rpc.http2.ENGINES)
@@ -22,3 +23,14 @@ def http2_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     name: str = request.param
     monkeypatch.setenv(rpc.http2.ENGINE_VARIABLE, name)
     return name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load h2rpc's pytest plugin (the fixtures of :mod:`rpc.testing`) for these tests.
+
+    Installed h2rpc registers it through the ``pytest11`` entry point; this
+    covers a tree run from its source (``PYTHONPATH``, or an environment
+    installed before the entry point existed). Registered once either way.
+    """
+    if not config.pluginmanager.is_registered(rpc_pytest_plugin):
+        config.pluginmanager.register(rpc_pytest_plugin, "h2rpc")

@@ -1,18 +1,24 @@
 """Calls the Greeter service (ours, or any gRPC server's) once unary, once streaming.
 
-PYTHONPATH=examples/_generated python examples/helloworld/client.py --port 50051 --name you
+python examples/helloworld/client.py --port 50051 --name you
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-
-from helloworld.helloworld_pb2 import HelloRequest
-from helloworld.helloworld_rpc import GreeterStub
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rpc
 from rpc.services import health
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from helloworld import helloworld_pb2, helloworld_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    helloworld_pb2, helloworld_rpc = rpc.protos("helloworld/helloworld.proto", include=[PROTOS])
 
 
 async def run(target: str, name: str) -> None:
@@ -25,13 +31,15 @@ async def run(target: str, name: str) -> None:
             print("Health of helloworld.Greeter:", health.ServingStatus.Name(status))
         except rpc.RpcError as error:  # UNIMPLEMENTED: that server has no health service
             print("Health check:", error.code.name)
-        greeter = GreeterStub(channel)
-        reply = await greeter.SayHello(HelloRequest(name=name), timeout=10)
+        greeter = helloworld_rpc.GreeterStub(channel)
+        reply = await greeter.SayHello(helloworld_pb2.HelloRequest(name=name), timeout=10)
         print("SayHello:", reply.message)
-        async for reply in greeter.SayHelloStream(HelloRequest(name=f"{name} and friends")):
+        async for reply in greeter.SayHelloStream(
+            helloworld_pb2.HelloRequest(name=f"{name} and friends")
+        ):
             print("SayHelloStream:", reply.message)
         try:
-            await greeter.SayHello(HelloRequest(name=""), timeout=10)
+            await greeter.SayHello(helloworld_pb2.HelloRequest(name=""), timeout=10)
         except rpc.RpcError as error:
             print("SayHello with no name:", error.code.name, "-", error.details)
 

@@ -1,7 +1,6 @@
 """The Greeter service of gRPC's helloworld example, served by h2rpc.
 
-    python -m codegen -I protos --out examples/_generated protos/helloworld/helloworld.proto
-    PYTHONPATH=examples/_generated python examples/helloworld/server.py --port 50051
+    python examples/helloworld/server.py --port 50051
 
 Prints ``ready <port>`` once listening; any gRPC client (grpcio's too) can call it.
 It also serves the standard health service (``grpc.health.v1.Health``), e.g. for
@@ -13,25 +12,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
-
-from helloworld.helloworld_pb2 import HelloReply, HelloRequest
-from helloworld.helloworld_rpc import GreeterServicer
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rpc
 from rpc.services.health import SERVING, HealthServicer
 
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
-class Greeter(GreeterServicer):
-    async def SayHello(self, request: HelloRequest, context: rpc.ServerContext) -> HelloReply:
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from helloworld import helloworld_pb2, helloworld_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    helloworld_pb2, helloworld_rpc = rpc.protos("helloworld/helloworld.proto", include=[PROTOS])
+
+
+class Greeter(helloworld_rpc.GreeterServicer):
+    async def SayHello(
+        self, request: helloworld_pb2.HelloRequest, context: rpc.ServerContext
+    ) -> helloworld_pb2.HelloReply:
         if not request.name:
             raise rpc.RpcError(rpc.StatusCode.INVALID_ARGUMENT, "name must not be empty")
-        return HelloReply(message=f"Hello, {request.name}!")
+        return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
     async def SayHelloStream(
-        self, request: HelloRequest, context: rpc.ServerContext
-    ) -> AsyncIterator[HelloReply]:
+        self, request: helloworld_pb2.HelloRequest, context: rpc.ServerContext
+    ) -> AsyncIterator[helloworld_pb2.HelloReply]:
         for part in request.name.split():
-            yield HelloReply(message=f"Hello, {part}!")
+            yield helloworld_pb2.HelloReply(message=f"Hello, {part}!")
 
 
 async def serve(host: str, port: int) -> None:

@@ -1,6 +1,6 @@
 """Calls the Greeter through two client interceptors: one adds the bearer token, one times calls.
 
-PYTHONPATH=examples/_generated python examples/interceptors/client.py --port 50051
+    python examples/interceptors/client.py --port 50051
 
 First without the token (the server answers UNAUTHENTICATED), then with it.
 """
@@ -11,12 +11,17 @@ import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any
-
-from helloworld.helloworld_pb2 import HelloRequest
-from helloworld.helloworld_rpc import GreeterStub
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from helloworld import helloworld_pb2, helloworld_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    helloworld_pb2, helloworld_rpc = rpc.protos("helloworld/helloworld.proto", include=[PROTOS])
 
 
 class BearerToken(rpc.UnaryUnaryClientInterceptor, rpc.UnaryStreamClientInterceptor):
@@ -69,18 +74,20 @@ class Timing(rpc.UnaryUnaryClientInterceptor):
 async def run(target: str, token: str) -> None:
     async with rpc.Channel(target, interceptors=[Timing()]) as channel:
         try:
-            await GreeterStub(channel).SayHello(HelloRequest(name="stranger"))
+            await helloworld_rpc.GreeterStub(channel).SayHello(
+                helloworld_pb2.HelloRequest(name="stranger")
+            )
         except rpc.RpcError as error:
             print("Without the token:", error.code.name, "-", error.details)
     # The token interceptor runs first (outermost), so the timing sees the token added.
     async with rpc.Channel(target, interceptors=[BearerToken(token), Timing()]) as channel:
-        greeter = GreeterStub(channel)
-        reply = await greeter.SayHello(HelloRequest(name="friend"))
+        greeter = helloworld_rpc.GreeterStub(channel)
+        reply = await greeter.SayHello(helloworld_pb2.HelloRequest(name="friend"))
         print("With the token:", reply.message)
-        async for reply in greeter.SayHelloStream(HelloRequest(name="many friends")):
+        async for reply in greeter.SayHelloStream(helloworld_pb2.HelloRequest(name="many friends")):
             print("Streamed with the token:", reply.message)
         try:
-            await greeter.SayHello(HelloRequest(name=""))
+            await greeter.SayHello(helloworld_pb2.HelloRequest(name=""))
         except rpc.RpcError as error:
             print("With the token, no name:", error.code.name, "-", error.details)
 

@@ -1,7 +1,6 @@
 """The helloworld Greeter behind two server interceptors: a bearer-token check and timing.
 
-    python -m codegen -I protos --out examples/_generated protos/helloworld/helloworld.proto
-    PYTHONPATH=examples/_generated python examples/interceptors/server.py --port 50051
+    python examples/interceptors/server.py --port 50051
 
 Calls without ``authorization: Bearer <token>`` (the token is ``--token``) end
 with UNAUTHENTICATED before the handler runs; every call is logged with its
@@ -15,11 +14,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-
-from helloworld.helloworld_pb2 import HelloReply, HelloRequest
-from helloworld.helloworld_rpc import GreeterServicer
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from helloworld import helloworld_pb2, helloworld_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    helloworld_pb2, helloworld_rpc = rpc.protos("helloworld/helloworld.proto", include=[PROTOS])
 
 log = logging.getLogger("interceptors.server")
 
@@ -70,17 +75,19 @@ class Timing(rpc.ServerInterceptor):
         )
 
 
-class Greeter(GreeterServicer):
-    async def SayHello(self, request: HelloRequest, context: rpc.ServerContext) -> HelloReply:
+class Greeter(helloworld_rpc.GreeterServicer):
+    async def SayHello(
+        self, request: helloworld_pb2.HelloRequest, context: rpc.ServerContext
+    ) -> helloworld_pb2.HelloReply:
         if not request.name:
             raise rpc.RpcError(rpc.StatusCode.INVALID_ARGUMENT, "name must not be empty")
-        return HelloReply(message=f"Hello, {request.name}!")
+        return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
     async def SayHelloStream(
-        self, request: HelloRequest, context: rpc.ServerContext
-    ) -> AsyncIterator[HelloReply]:
+        self, request: helloworld_pb2.HelloRequest, context: rpc.ServerContext
+    ) -> AsyncIterator[helloworld_pb2.HelloReply]:
         for part in request.name.split():
-            yield HelloReply(message=f"Hello, {part}!")
+            yield helloworld_pb2.HelloReply(message=f"Hello, {part}!")
 
 
 async def serve(host: str, port: int, token: str) -> None:

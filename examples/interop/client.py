@@ -1,6 +1,6 @@
 """The gRPC interop test client on h2rpc: the test cases of gRPC's interop descriptions.
 
-    PYTHONPATH=examples/_generated python examples/interop/client.py \\
+    python examples/interop/client.py \\
         --server_host 127.0.0.1 --server_port 10000 --test_case all
 
 Prints ``PASS name`` or ``FAIL name: reason`` per case, then ``N passed, M failed``;
@@ -15,20 +15,18 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-
-from grpc_testing.empty_pb2 import Empty
-from grpc_testing.messages_pb2 import (
-    BoolValue,
-    EchoStatus,
-    Payload,
-    ResponseParameters,
-    SimpleRequest,
-    StreamingInputCallRequest,
-    StreamingOutputCallRequest,
-)
-from grpc_testing.test_rpc import TestServiceStub, UnimplementedServiceStub
+from typing import TYPE_CHECKING
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from grpc_testing import empty_pb2, messages_pb2, test_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    empty_pb2 = rpc.protos("grpc_testing/empty.proto", include=[PROTOS]).messages
+    messages_pb2 = rpc.protos("grpc_testing/messages.proto", include=[PROTOS]).messages
+    test_rpc = rpc.protos("grpc_testing/test.proto", include=[PROTOS]).services
 
 CERTS = Path(__file__).resolve().parent / "certs"
 
@@ -55,35 +53,40 @@ async def expect_status(awaitable: Awaitable[object], code: rpc.StatusCode) -> r
     raise AssertionError(f"expected {code.name}, the call succeeded")
 
 
-def body(size: int) -> Payload:
-    return Payload(body=bytes(size))
+def body(size: int) -> messages_pb2.Payload:
+    return messages_pb2.Payload(body=bytes(size))
 
 
 @case
 async def empty_unary(channel: rpc.Channel) -> None:
-    check(await TestServiceStub(channel).EmptyCall(Empty()) == Empty(), "not an Empty")
+    check(
+        await test_rpc.TestServiceStub(channel).EmptyCall(empty_pb2.Empty()) == empty_pb2.Empty(),
+        "not an Empty",
+    )
 
 
 @case
 async def large_unary(channel: rpc.Channel) -> None:
-    reply = await TestServiceStub(channel).UnaryCall(
-        SimpleRequest(response_size=314159, payload=body(271828))
+    reply = await test_rpc.TestServiceStub(channel).UnaryCall(
+        messages_pb2.SimpleRequest(response_size=314159, payload=body(271828))
     )
     check(len(reply.payload.body) == 314159, "wrong response size")
 
 
 @case
 async def client_compressed_unary(channel: rpc.Channel) -> None:
-    stub = TestServiceStub(channel)
-    probe = SimpleRequest(
-        response_size=314159, payload=body(271828), expect_compressed=BoolValue(value=True)
+    stub = test_rpc.TestServiceStub(channel)
+    probe = messages_pb2.SimpleRequest(
+        response_size=314159,
+        payload=body(271828),
+        expect_compressed=messages_pb2.BoolValue(value=True),
     )
     await expect_status(stub.UnaryCall(probe), rpc.StatusCode.INVALID_ARGUMENT)
     for compressed in (True, False):
-        request = SimpleRequest(
+        request = messages_pb2.SimpleRequest(
             response_size=314159,
             payload=body(271828),
-            expect_compressed=BoolValue(value=compressed),
+            expect_compressed=messages_pb2.BoolValue(value=compressed),
         )
         reply = await stub.UnaryCall(request, compression="gzip" if compressed else None)
         check(len(reply.payload.body) == 314159, "wrong response size")
@@ -92,52 +95,65 @@ async def client_compressed_unary(channel: rpc.Channel) -> None:
 @case
 async def server_compressed_unary(channel: rpc.Channel) -> None:
     for compressed in (True, False):
-        reply = await TestServiceStub(channel).UnaryCall(
-            SimpleRequest(
+        reply = await test_rpc.TestServiceStub(channel).UnaryCall(
+            messages_pb2.SimpleRequest(
                 response_size=314159,
                 payload=body(271828),
-                response_compressed=BoolValue(value=compressed),
+                response_compressed=messages_pb2.BoolValue(value=compressed),
             )
         )
         check(len(reply.payload.body) == 314159, "wrong response size")
 
 
-async def _sizes(sizes: list[int]) -> AsyncIterator[StreamingInputCallRequest]:
+async def _sizes(sizes: list[int]) -> AsyncIterator[messages_pb2.StreamingInputCallRequest]:
     for size in sizes:
-        yield StreamingInputCallRequest(payload=body(size))
+        yield messages_pb2.StreamingInputCallRequest(payload=body(size))
 
 
 @case
 async def client_streaming(channel: rpc.Channel) -> None:
-    reply = await TestServiceStub(channel).StreamingInputCall(_sizes([27182, 8, 1828, 45904]))
+    reply = await test_rpc.TestServiceStub(channel).StreamingInputCall(
+        _sizes([27182, 8, 1828, 45904])
+    )
     check(reply.aggregated_payload_size == 74922, "wrong aggregated size")
 
 
 @case
 async def client_compressed_streaming(channel: rpc.Channel) -> None:
-    stub = TestServiceStub(channel)
+    stub = test_rpc.TestServiceStub(channel)
     probe = stub.StreamingInputCall()
     await probe.write(
-        StreamingInputCallRequest(payload=body(27182), expect_compressed=BoolValue(value=True))
+        messages_pb2.StreamingInputCallRequest(
+            payload=body(27182), expect_compressed=messages_pb2.BoolValue(value=True)
+        )
     )
     await probe.done_writing()
     await expect_status(probe, rpc.StatusCode.INVALID_ARGUMENT)
     call = stub.StreamingInputCall(compression="gzip")
     await call.write(
-        StreamingInputCallRequest(payload=body(27182), expect_compressed=BoolValue(value=True))
+        messages_pb2.StreamingInputCallRequest(
+            payload=body(27182), expect_compressed=messages_pb2.BoolValue(value=True)
+        )
     )
     await call.write(
-        StreamingInputCallRequest(payload=body(45904), expect_compressed=BoolValue(value=False)),
+        messages_pb2.StreamingInputCallRequest(
+            payload=body(45904), expect_compressed=messages_pb2.BoolValue(value=False)
+        ),
         compress=False,
     )
     await call.done_writing()
     check((await call).aggregated_payload_size == 73086, "wrong aggregated size")
 
 
-def _output_request(sizes: list[int], compressed: bool = False) -> StreamingOutputCallRequest:
-    return StreamingOutputCallRequest(
+def _output_request(
+    sizes: list[int], compressed: bool = False
+) -> messages_pb2.StreamingOutputCallRequest:
+    return messages_pb2.StreamingOutputCallRequest(
         response_parameters=[
-            ResponseParameters(size=size, compressed=BoolValue(value=compressed)) for size in sizes
+            messages_pb2.ResponseParameters(
+                size=size, compressed=messages_pb2.BoolValue(value=compressed)
+            )
+            for size in sizes
         ]
     )
 
@@ -146,26 +162,31 @@ def _output_request(sizes: list[int], compressed: bool = False) -> StreamingOutp
 async def server_streaming(channel: rpc.Channel) -> None:
     sizes = [31415, 9, 2653, 58979]
     replies = [
-        r async for r in TestServiceStub(channel).StreamingOutputCall(_output_request(sizes))
+        r
+        async for r in test_rpc.TestServiceStub(channel).StreamingOutputCall(_output_request(sizes))
     ]
     check([len(r.payload.body) for r in replies] == sizes, "wrong response sizes")
 
 
 @case
 async def server_compressed_streaming(channel: rpc.Channel) -> None:
-    request = StreamingOutputCallRequest(
+    request = messages_pb2.StreamingOutputCallRequest(
         response_parameters=[
-            ResponseParameters(size=31415, compressed=BoolValue(value=True)),
-            ResponseParameters(size=92653, compressed=BoolValue(value=False)),
+            messages_pb2.ResponseParameters(
+                size=31415, compressed=messages_pb2.BoolValue(value=True)
+            ),
+            messages_pb2.ResponseParameters(
+                size=92653, compressed=messages_pb2.BoolValue(value=False)
+            ),
         ]
     )
-    replies = [r async for r in TestServiceStub(channel).StreamingOutputCall(request)]
+    replies = [r async for r in test_rpc.TestServiceStub(channel).StreamingOutputCall(request)]
     check([len(r.payload.body) for r in replies] == [31415, 92653], "wrong response sizes")
 
 
 @case
 async def ping_pong(channel: rpc.Channel) -> None:
-    call = TestServiceStub(channel).FullDuplexCall()
+    call = test_rpc.TestServiceStub(channel).FullDuplexCall()
     for response_size, payload_size in zip(
         [31415, 9, 2653, 58979], [27182, 8, 1828, 45904], strict=True
     ):
@@ -180,7 +201,7 @@ async def ping_pong(channel: rpc.Channel) -> None:
 
 @case
 async def empty_stream(channel: rpc.Channel) -> None:
-    call = TestServiceStub(channel).FullDuplexCall()
+    call = test_rpc.TestServiceStub(channel).FullDuplexCall()
     await call.done_writing()
     check(await call.read() is None, "a reply to no request")
 
@@ -193,9 +214,9 @@ async def custom_metadata(channel: rpc.Channel) -> None:
             ("x-grpc-test-echo-trailing-bin", b"\xab\xab\xab"),
         ]
     )
-    stub = TestServiceStub(channel)
+    stub = test_rpc.TestServiceStub(channel)
     _, unary = await stub.UnaryCall.with_call(
-        SimpleRequest(response_size=314159, payload=body(271828)), metadata=metadata
+        messages_pb2.SimpleRequest(response_size=314159, payload=body(271828)), metadata=metadata
     )
     calls: list[rpc.Call[object, object]] = [unary]  # type: ignore[list-item]
     duplex = stub.FullDuplexCall(metadata=metadata)
@@ -218,14 +239,14 @@ async def custom_metadata(channel: rpc.Channel) -> None:
 
 
 async def _status_case(channel: rpc.Channel, message: str) -> None:
-    stub = TestServiceStub(channel)
-    status = EchoStatus(code=2, message=message)
+    stub = test_rpc.TestServiceStub(channel)
+    status = messages_pb2.EchoStatus(code=2, message=message)
     error = await expect_status(
-        stub.UnaryCall(SimpleRequest(response_status=status)), rpc.StatusCode.UNKNOWN
+        stub.UnaryCall(messages_pb2.SimpleRequest(response_status=status)), rpc.StatusCode.UNKNOWN
     )
     check(error.details == message, f"wrong details {error.details!r}")
     duplex = stub.FullDuplexCall()
-    await duplex.write(StreamingOutputCallRequest(response_status=status))
+    await duplex.write(messages_pb2.StreamingOutputCallRequest(response_status=status))
     await duplex.done_writing()
     error = await expect_status(duplex.read(), rpc.StatusCode.UNKNOWN)
     check(error.details == message, f"wrong details {error.details!r}")
@@ -246,27 +267,29 @@ async def special_status_message(channel: rpc.Channel) -> None:
 @case
 async def unimplemented_method(channel: rpc.Channel) -> None:
     await expect_status(
-        TestServiceStub(channel).UnimplementedCall(Empty()), rpc.StatusCode.UNIMPLEMENTED
+        test_rpc.TestServiceStub(channel).UnimplementedCall(empty_pb2.Empty()),
+        rpc.StatusCode.UNIMPLEMENTED,
     )
 
 
 @case
 async def unimplemented_service(channel: rpc.Channel) -> None:
     await expect_status(
-        UnimplementedServiceStub(channel).UnimplementedCall(Empty()), rpc.StatusCode.UNIMPLEMENTED
+        test_rpc.UnimplementedServiceStub(channel).UnimplementedCall(empty_pb2.Empty()),
+        rpc.StatusCode.UNIMPLEMENTED,
     )
 
 
 @case
 async def cancel_after_begin(channel: rpc.Channel) -> None:
-    call = TestServiceStub(channel).StreamingInputCall()
+    call = test_rpc.TestServiceStub(channel).StreamingInputCall()
     call.cancel()
     await expect_status(call, rpc.StatusCode.CANCELLED)
 
 
 @case
 async def cancel_after_first_response(channel: rpc.Channel) -> None:
-    call = TestServiceStub(channel).FullDuplexCall()
+    call = test_rpc.TestServiceStub(channel).FullDuplexCall()
     request = _output_request([31415])
     request.payload.CopyFrom(body(27182))
     await call.write(request)
@@ -277,8 +300,8 @@ async def cancel_after_first_response(channel: rpc.Channel) -> None:
 
 @case
 async def timeout_on_sleeping_server(channel: rpc.Channel) -> None:
-    call = TestServiceStub(channel).FullDuplexCall(timeout=0.001)
-    request = StreamingOutputCallRequest(payload=body(27182))
+    call = test_rpc.TestServiceStub(channel).FullDuplexCall(timeout=0.001)
+    request = messages_pb2.StreamingOutputCallRequest(payload=body(27182))
 
     async def exchange() -> None:
         await call.write(request)

@@ -1,6 +1,6 @@
 """The gRPC interop test server (grpc.testing.TestService) on h2rpc.
 
-    PYTHONPATH=examples/_generated python examples/interop/server.py --port 10000
+    python examples/interop/server.py --port 10000
 
 Flags as in gRPC's interop test descriptions; prints ``ready <port>`` when listening.
 """
@@ -12,21 +12,18 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-from grpc_testing.empty_pb2 import Empty
-from grpc_testing.messages_pb2 import (
-    EchoStatus,
-    Payload,
-    SimpleRequest,
-    SimpleResponse,
-    StreamingInputCallRequest,
-    StreamingInputCallResponse,
-    StreamingOutputCallRequest,
-    StreamingOutputCallResponse,
-)
-from grpc_testing.test_rpc import TestServiceServicer
+from typing import TYPE_CHECKING
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from grpc_testing import empty_pb2, messages_pb2, test_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    empty_pb2 = rpc.protos("grpc_testing/empty.proto", include=[PROTOS]).messages
+    messages_pb2 = rpc.protos("grpc_testing/messages.proto", include=[PROTOS]).messages
+    test_rpc = rpc.protos("grpc_testing/test.proto", include=[PROTOS]).services
 
 CERTS = Path(__file__).resolve().parent / "certs"
 
@@ -34,8 +31,8 @@ ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
 
 
-def _payload(size: int) -> Payload:
-    return Payload(body=bytes(size))
+def _payload(size: int) -> messages_pb2.Payload:
+    return messages_pb2.Payload(body=bytes(size))
 
 
 async def _echo_metadata(context: rpc.ServerContext) -> None:
@@ -48,7 +45,7 @@ async def _echo_metadata(context: rpc.ServerContext) -> None:
         context.set_trailing_metadata([(ECHO_TRAILING, value) for value in trailing])
 
 
-def _check_status(status: EchoStatus) -> None:
+def _check_status(status: messages_pb2.EchoStatus) -> None:
     if status.code:
         raise rpc.RpcError(rpc.StatusCode(status.code), status.message)
 
@@ -58,36 +55,40 @@ def _check_compressed(expected: bool, context: rpc.ServerContext) -> None:
         raise rpc.RpcError(rpc.StatusCode.INVALID_ARGUMENT, "expected a compressed request")
 
 
-class TestService(TestServiceServicer):
-    async def EmptyCall(self, request: Empty, context: rpc.ServerContext) -> Empty:
+class TestService(test_rpc.TestServiceServicer):
+    async def EmptyCall(
+        self, request: empty_pb2.Empty, context: rpc.ServerContext
+    ) -> empty_pb2.Empty:
         await _echo_metadata(context)
-        return Empty()
+        return empty_pb2.Empty()
 
-    async def UnaryCall(self, request: SimpleRequest, context: rpc.ServerContext) -> SimpleResponse:
+    async def UnaryCall(
+        self, request: messages_pb2.SimpleRequest, context: rpc.ServerContext
+    ) -> messages_pb2.SimpleResponse:
         _check_compressed(request.expect_compressed.value, context)
         if request.response_compressed.value:
             context.set_compression("gzip")
         await _echo_metadata(context)
         _check_status(request.response_status)
-        return SimpleResponse(payload=_payload(request.response_size))
+        return messages_pb2.SimpleResponse(payload=_payload(request.response_size))
 
     async def CacheableUnaryCall(
-        self, request: SimpleRequest, context: rpc.ServerContext
-    ) -> SimpleResponse:
+        self, request: messages_pb2.SimpleRequest, context: rpc.ServerContext
+    ) -> messages_pb2.SimpleResponse:
         return await self.UnaryCall(request, context)
 
     async def _respond(
-        self, request: StreamingOutputCallRequest, context: rpc.ServerContext
+        self, request: messages_pb2.StreamingOutputCallRequest, context: rpc.ServerContext
     ) -> None:
         for parameters in request.response_parameters:
             if parameters.interval_us:
                 await asyncio.sleep(parameters.interval_us / 1e6)
-            response = StreamingOutputCallResponse(payload=_payload(parameters.size))
+            response = messages_pb2.StreamingOutputCallResponse(payload=_payload(parameters.size))
             await context.write(response, compress=parameters.compressed.value)
         _check_status(request.response_status)
 
     async def StreamingOutputCall(  # type: ignore[override]
-        self, request: StreamingOutputCallRequest, context: rpc.ServerContext
+        self, request: messages_pb2.StreamingOutputCallRequest, context: rpc.ServerContext
     ) -> None:
         if any(p.compressed.value for p in request.response_parameters):
             context.set_compression("gzip")
@@ -95,23 +96,29 @@ class TestService(TestServiceServicer):
         await self._respond(request, context)
 
     async def StreamingInputCall(
-        self, request: AsyncIterator[StreamingInputCallRequest], context: rpc.ServerContext
-    ) -> StreamingInputCallResponse:
+        self,
+        request: AsyncIterator[messages_pb2.StreamingInputCallRequest],
+        context: rpc.ServerContext,
+    ) -> messages_pb2.StreamingInputCallResponse:
         total = 0
         async for message in request:
             _check_compressed(message.expect_compressed.value, context)
             total += len(message.payload.body)
-        return StreamingInputCallResponse(aggregated_payload_size=total)
+        return messages_pb2.StreamingInputCallResponse(aggregated_payload_size=total)
 
     async def FullDuplexCall(  # type: ignore[override]
-        self, request: AsyncIterator[StreamingOutputCallRequest], context: rpc.ServerContext
+        self,
+        request: AsyncIterator[messages_pb2.StreamingOutputCallRequest],
+        context: rpc.ServerContext,
     ) -> None:
         await _echo_metadata(context)
         async for message in request:
             await self._respond(message, context)
 
     async def HalfDuplexCall(  # type: ignore[override]
-        self, request: AsyncIterator[StreamingOutputCallRequest], context: rpc.ServerContext
+        self,
+        request: AsyncIterator[messages_pb2.StreamingOutputCallRequest],
+        context: rpc.ServerContext,
     ) -> None:
         await _echo_metadata(context)
         for message in [m async for m in request]:

@@ -1,6 +1,6 @@
 """Calls each RouteGuide method once and prints what comes back.
 
-PYTHONPATH=examples/_generated python examples/route_guide/client.py --port 50052
+python examples/route_guide/client.py --port 50052
 """
 
 from __future__ import annotations
@@ -10,29 +10,34 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-from route_guide.route_guide_pb2 import Point, Rectangle, RouteNote
-from route_guide.route_guide_rpc import RouteGuideStub
+from typing import TYPE_CHECKING
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from route_guide import route_guide_pb2, route_guide_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    route_guide_pb2, route_guide_rpc = rpc.protos("route_guide/route_guide.proto", include=[PROTOS])
 
 DATA = Path(__file__).with_name("features.json")
 
 
 async def run(target: str) -> None:
     places = [
-        Point(latitude=i["latitude"], longitude=i["longitude"])
+        route_guide_pb2.Point(latitude=i["latitude"], longitude=i["longitude"])
         for i in json.loads(DATA.read_text())
     ]
     async with rpc.Channel(target) as channel:
-        guide = RouteGuideStub(channel)
+        guide = route_guide_rpc.RouteGuideStub(channel)
 
         feature = await guide.GetFeature(places[0], timeout=10)
         print(f"GetFeature: {feature.name!r}")
-        nowhere = await guide.GetFeature(Point(latitude=0, longitude=0), timeout=10)
+        nowhere = await guide.GetFeature(route_guide_pb2.Point(latitude=0, longitude=0), timeout=10)
         print(f"GetFeature at 0,0: {nowhere.name!r}")
 
-        box = Rectangle(lo=places[1], hi=places[4])
+        box = route_guide_pb2.Rectangle(lo=places[1], hi=places[4])
         names = [f.name async for f in guide.ListFeatures(box, timeout=10)]
         print(f"ListFeatures: {names}")
 
@@ -42,9 +47,9 @@ async def run(target: str) -> None:
             f"{summary.distance} m"
         )
 
-        async def notes() -> AsyncIterator[RouteNote]:
+        async def notes() -> AsyncIterator[route_guide_pb2.RouteNote]:
             for i, text in enumerate(["first", "second", "third", "fourth"]):
-                yield RouteNote(location=places[i % 2], message=text)
+                yield route_guide_pb2.RouteNote(location=places[i % 2], message=text)
 
         echoed = [n.message async for n in guide.RouteChat(notes(), timeout=10)]
         print(f"RouteChat: {echoed}")

@@ -1,6 +1,6 @@
 """The RouteGuide service: one method of each call kind, on a small data file.
 
-PYTHONPATH=examples/_generated python examples/route_guide/server.py --port 50052
+python examples/route_guide/server.py --port 50052
 """
 
 from __future__ import annotations
@@ -13,27 +13,32 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-from route_guide.route_guide_pb2 import Feature, Point, Rectangle, RouteNote, RouteSummary
-from route_guide.route_guide_rpc import RouteGuideServicer
+from typing import TYPE_CHECKING
 
 import rpc
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see the README)
+    from route_guide import route_guide_pb2, route_guide_rpc
+else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
+    route_guide_pb2, route_guide_rpc = rpc.protos("route_guide/route_guide.proto", include=[PROTOS])
 
 DATA = Path(__file__).with_name("features.json")
 E7 = 1e7
 
 
-def load_features(path: Path = DATA) -> list[Feature]:
+def load_features(path: Path = DATA) -> list[route_guide_pb2.Feature]:
     return [
-        Feature(
+        route_guide_pb2.Feature(
             name=item["name"],
-            location=Point(latitude=item["latitude"], longitude=item["longitude"]),
+            location=route_guide_pb2.Point(latitude=item["latitude"], longitude=item["longitude"]),
         )
         for item in json.loads(path.read_text())
     ]
 
 
-def distance(start: Point, end: Point) -> int:
+def distance(start: route_guide_pb2.Point, end: route_guide_pb2.Point) -> int:
     """Great-circle distance in metres (haversine)."""
     lat1, lat2 = math.radians(start.latitude / E7), math.radians(end.latitude / E7)
     dlat = lat2 - lat1
@@ -42,23 +47,25 @@ def distance(start: Point, end: Point) -> int:
     return int(6_371_000 * 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)))
 
 
-class RouteGuide(RouteGuideServicer):
-    def __init__(self, features: list[Feature]) -> None:
+class RouteGuide(route_guide_rpc.RouteGuideServicer):
+    def __init__(self, features: list[route_guide_pb2.Feature]) -> None:
         self.features = features
-        self.notes: dict[tuple[int, int], list[RouteNote]] = defaultdict(list)
+        self.notes: dict[tuple[int, int], list[route_guide_pb2.RouteNote]] = defaultdict(list)
 
-    def _feature_at(self, point: Point) -> Feature | None:
+    def _feature_at(self, point: route_guide_pb2.Point) -> route_guide_pb2.Feature | None:
         for feature in self.features:
             if feature.location == point:
                 return feature
         return None
 
-    async def GetFeature(self, request: Point, context: rpc.ServerContext) -> Feature:
-        return self._feature_at(request) or Feature(name="", location=request)
+    async def GetFeature(
+        self, request: route_guide_pb2.Point, context: rpc.ServerContext
+    ) -> route_guide_pb2.Feature:
+        return self._feature_at(request) or route_guide_pb2.Feature(name="", location=request)
 
     async def ListFeatures(
-        self, request: Rectangle, context: rpc.ServerContext
-    ) -> AsyncIterator[Feature]:
+        self, request: route_guide_pb2.Rectangle, context: rpc.ServerContext
+    ) -> AsyncIterator[route_guide_pb2.Feature]:
         lat_lo, lat_hi = sorted((request.lo.latitude, request.hi.latitude))
         lon_lo, lon_hi = sorted((request.lo.longitude, request.hi.longitude))
         for feature in self.features:
@@ -69,10 +76,10 @@ class RouteGuide(RouteGuideServicer):
                 yield feature
 
     async def RecordRoute(
-        self, request: AsyncIterator[Point], context: rpc.ServerContext
-    ) -> RouteSummary:
+        self, request: AsyncIterator[route_guide_pb2.Point], context: rpc.ServerContext
+    ) -> route_guide_pb2.RouteSummary:
         points = features = metres = 0
-        previous: Point | None = None
+        previous: route_guide_pb2.Point | None = None
         started = time.monotonic()
         async for point in request:
             points += 1
@@ -82,7 +89,7 @@ class RouteGuide(RouteGuideServicer):
             if previous is not None:
                 metres += distance(previous, point)
             previous = point
-        return RouteSummary(
+        return route_guide_pb2.RouteSummary(
             point_count=points,
             feature_count=features,
             distance=metres,
@@ -90,8 +97,8 @@ class RouteGuide(RouteGuideServicer):
         )
 
     async def RouteChat(
-        self, request: AsyncIterator[RouteNote], context: rpc.ServerContext
-    ) -> AsyncIterator[RouteNote]:
+        self, request: AsyncIterator[route_guide_pb2.RouteNote], context: rpc.ServerContext
+    ) -> AsyncIterator[route_guide_pb2.RouteNote]:
         async for note in request:
             key = (note.location.latitude, note.location.longitude)
             for earlier in self.notes[key]:

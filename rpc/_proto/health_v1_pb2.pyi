@@ -4,6 +4,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import Any as _Any
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -41,7 +42,7 @@ class HealthListResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: HealthCheckResponse
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HealthCheckResponse, _Mapping]] = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HealthCheckResponse, _Mapping[str, _Any]]] = ...) -> None: ...
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.MessageMap[str, HealthCheckResponse]
     def __init__(self, statuses: _Optional[_Mapping[str, HealthCheckResponse]] = ...) -> None: ...

@@ -64,13 +64,14 @@ class HealthServicer:
             _rpc.StatusCode.UNIMPLEMENTED, "List is not implemented"
         )
 
-    def Watch(
+    async def Watch(
         self, request: _rpc__proto_health_v1_pb2.HealthCheckRequest, context: _rpc.ServerContext
     ) -> AsyncIterator[_rpc__proto_health_v1_pb2.HealthCheckResponse]:
         """The current status at once, then one message per change, until the
          client goes away. An unknown service is SERVICE_UNKNOWN, not an error.
         """
-        return _rpc.unimplemented_stream()
+        async for response in _rpc.unimplemented_stream():
+            yield response
 
     def __rpc_methods__(self) -> dict[_rpc.Method[Any, Any], Any]:
         return {

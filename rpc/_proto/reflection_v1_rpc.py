@@ -32,11 +32,12 @@ class ServerReflectionMethods:
 class ServerReflectionServicer:
     """Base class of grpc.reflection.v1.ServerReflection implementations."""
 
-    def ServerReflectionInfo(
+    async def ServerReflectionInfo(
         self, request: AsyncIterator[_rpc__proto_reflection_v1_pb2.ServerReflectionRequest], context: _rpc.ServerContext
     ) -> AsyncIterator[_rpc__proto_reflection_v1_pb2.ServerReflectionResponse]:
         """One response per request, in order, on a single bidirectional stream."""
-        return _rpc.unimplemented_stream()
+        async for response in _rpc.unimplemented_stream():
+            yield response
 
     def __rpc_methods__(self) -> dict[_rpc.Method[Any, Any], Any]:
         return {

@@ -60,6 +60,8 @@ class Channel:
     unless they are made with ``wait_for_ready=True`` (``wait_for_ready`` here
     sets the default for every call): those wait for READY, within their deadline.
     ``connect_timeout``, if given, overrides ``backoff.min_connect_timeout``.
+    ``authority`` replaces ``host:port`` as every call's ``:authority``; with
+    TLS, ``server_hostname`` is the name the certificate is checked against.
 
     ``keepalive`` (off by default, as in gRPC) pings the server after
     ``keepalive.time`` without traffic and drops the connection if nothing comes
@@ -69,6 +71,9 @@ class Channel:
     ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     ``interceptors`` (:class:`rpc.UnaryUnaryClientInterceptor` and the other
     three kinds) run around each call of their kind, the first one outermost.
+    ``connector`` (:data:`rpc.core.Connector`) opens each connection instead
+    of TCP to ``target``, which then only names the ``:authority``:
+    :func:`rpc.testing.channel_for` connects a channel to a server in memory so.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class Channel:
         *,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
+        authority: str | None = None,
         compression: str | None = None,
         metadata: MetadataLike | None = None,
         max_receive_message_length: int | None = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -89,6 +95,7 @@ class Channel:
         keepalive: core.Keepalive | None = None,
         engine: str | None = None,
         interceptors: Iterable[ClientInterceptor] = (),
+        connector: core.Connector | None = None,
     ) -> None:
         self.interceptors = ClientInterceptors(interceptors)
         if port is None:
@@ -101,6 +108,8 @@ class Channel:
         self._port = port
         self._ssl = ssl
         self._server_hostname = server_hostname
+        self._authority = authority
+        self._open_transport = connector
         self.compression = codecs.check_supported(compression)
         self.metadata = Metadata(metadata) if metadata else None
         self.max_receive_message_length = max_receive_message_length
@@ -246,8 +255,10 @@ class Channel:
             self._port,
             ssl=self._ssl,
             server_hostname=self._server_hostname,
+            authority=self._authority,
             keepalive=self.keepalive,
             engine=self.engine,
+            connector=self._open_transport,
         )
         try:
             # The server's first frame must be its SETTINGS, so the ack of a PING

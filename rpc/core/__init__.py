@@ -8,7 +8,15 @@ Nothing in here knows about gRPC.
 from ..http2.settings import ConnectionSettings
 from .closing import ConnectionState
 from .connection import Connection
-from .endpoints import open_connection, start_server
+from .endpoints import (
+    ConnectionFactory,
+    Connector,
+    client_connection_factory,
+    connection_settings,
+    open_connection,
+    server_connection_factory,
+    start_server,
+)
 from .errors import (
     ConnectionClosedError,
     H2Error,
@@ -24,9 +32,11 @@ __all__ = [
     "TOO_MANY_PINGS",
     "Connection",
     "ConnectionClosedError",
+    "ConnectionFactory",
     "ConnectionLifetime",
     "ConnectionSettings",
     "ConnectionState",
+    "Connector",
     "H2Error",
     "Headers",
     "HeadersArg",
@@ -36,6 +46,9 @@ __all__ = [
     "StreamClosedError",
     "StreamError",
     "StreamResetError",
+    "client_connection_factory",
+    "connection_settings",
     "open_connection",
+    "server_connection_factory",
     "start_server",
 ]

@@ -1,4 +1,9 @@
-"""Opening connections: :func:`start_server` and :func:`open_connection`."""
+"""Opening connections: :func:`start_server` and :func:`open_connection`.
+
+Both build their :class:`Connection` objects with :func:`server_connection_factory`
+and :func:`client_connection_factory`, which code bringing its own transport
+uses too (a :data:`Connector`, such as :func:`rpc.core.memory.memory_connector`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import errno
 import socket
 import ssl as ssl_module
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..http2.settings import ConnectionSettings, Limits
@@ -14,17 +20,25 @@ from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 
 DEFAULT_CONCURRENCY = 100
 
+ConnectionFactory = Callable[[], Connection]
+"""Makes a not yet connected :class:`Connection` (an asyncio protocol factory)."""
 
-def _settings(
+Connector = Callable[[ConnectionFactory], Awaitable[Connection]]
+"""Connects a client connection made by the factory it is given, and returns it:
+what ``loop.create_connection`` does for TCP, for any other transport."""
+
+
+def connection_settings(
     *,
-    concurrency: int | None,
-    stream_window_size: int | None,
-    connection_window_size: int | None,
-    max_frame_size: int | None,
-    max_header_list_size: int | None,
-    limits: Limits | None,
-    grow_windows: bool,
+    concurrency: int | None = DEFAULT_CONCURRENCY,
+    stream_window_size: int | None = None,
+    connection_window_size: int | None = None,
+    max_frame_size: int | None = None,
+    max_header_list_size: int | None = None,
+    limits: Limits | None = None,
+    grow_windows: bool = True,
 ) -> ConnectionSettings:
+    """The settings of :func:`start_server`'s keyword arguments (None: the default)."""
     defaults = ConnectionSettings()
     return ConnectionSettings(
         max_concurrent_streams=concurrency,
@@ -76,7 +90,7 @@ async def start_server(
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
-    settings = _settings(
+    settings = connection_settings(
         concurrency=concurrency,
         stream_window_size=stream_window_size,
         connection_window_size=connection_window_size,
@@ -87,19 +101,15 @@ async def start_server(
     )
     if ssl is not None:
         alpn_context(ssl)
-
-    def factory() -> Connection:
-        return Connection(
-            client_side=False,
-            settings=settings,
-            functional_timeout=functional_timeout,
-            on_connected=on_connected,
-            keepalive=keepalive,
-            ping_policy=ping_policy,
-            lifetime=lifetime,
-            engine=engine,
-        )
-
+    factory = server_connection_factory(
+        on_connected,
+        settings=settings,
+        functional_timeout=functional_timeout,
+        keepalive=keepalive,
+        ping_policy=ping_policy,
+        lifetime=lifetime,
+        engine=engine,
+    )
     loop = asyncio.get_running_loop()
     if port or isinstance(host, str) or "sock" in kwargs:
         return await loop.create_server(factory, host, port, ssl=ssl, **kwargs)
@@ -133,6 +143,7 @@ async def open_connection(
     keepalive: Keepalive | None = None,
     ssl: ssl_module.SSLContext | bool | None = None,
     server_hostname: str | None = None,
+    authority: str | None = None,
     stream_window_size: int | None = None,
     connection_window_size: int | None = None,
     max_frame_size: int | None = None,
@@ -140,20 +151,24 @@ async def open_connection(
     limits: Limits | None = None,
     grow_windows: bool = True,
     engine: str | None = None,
+    connector: Connector | None = None,
     **kwargs: Any,
 ) -> Connection:
     """Connect to an HTTP/2 server and return the client :class:`Connection`.
 
     ``ssl=True`` uses a default verifying context; an SSLContext is used as
     given, with ALPN ``h2`` added. Without ``ssl`` the connection speaks
-    HTTP/2 with prior knowledge. ``:authority`` defaults to ``host:port``.
+    HTTP/2 with prior knowledge. ``:authority`` is ``authority`` if given (a
+    virtual host behind a proxy, say), else ``host:port``.
     ``keepalive`` pings a quiet server and drops the connection when it stops
     answering (see :class:`rpc.core.keepalive.Keepalive`). ``engine`` picks
     the HTTP/2 engine (:func:`rpc.http2.engine_name`). ``grow_windows=False``
     keeps the windows as configured (see
-    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`). A ``connector``
+    connects the connection instead of TCP (``host`` and ``port`` then only
+    name the ``:authority``); see :func:`rpc.core.memory.memory_connector`.
     """
-    settings = _settings(
+    settings = connection_settings(
         concurrency=None,
         stream_window_size=stream_window_size,
         connection_window_size=connection_window_size,
@@ -162,6 +177,19 @@ async def open_connection(
         limits=limits,
         grow_windows=grow_windows,
     )
+    if authority is None:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    factory = client_connection_factory(
+        settings=settings,
+        authority=authority,
+        functional_timeout=functional_timeout,
+        keepalive=keepalive,
+        engine=engine,
+    )
+    if connector is not None:
+        if ssl or kwargs:
+            raise ValueError("a connector brings its own transport: no ssl or socket options")
+        return await connector(factory)
     context: ssl_module.SSLContext | None
     if ssl is True:
         context = alpn_context(ssl_module.create_default_context())
@@ -169,17 +197,9 @@ async def open_connection(
         context = alpn_context(ssl)
     else:
         context = None
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(
-        lambda: Connection(
-            client_side=True,
-            settings=settings,
-            functional_timeout=functional_timeout,
-            authority=authority,
-            keepalive=keepalive,
-            engine=engine,
-        ),
+        factory,
         host,
         port,
         ssl=context,
@@ -187,3 +207,63 @@ async def open_connection(
         **kwargs,
     )
     return connection
+
+
+def server_connection_factory(
+    on_connected: OnConnected,
+    *,
+    settings: ConnectionSettings | None = None,
+    functional_timeout: float | None = None,
+    keepalive: Keepalive | None = None,
+    ping_policy: PingPolicy | None = None,
+    lifetime: ConnectionLifetime | None = None,
+    engine: str | None = None,
+) -> ConnectionFactory:
+    """Makes the server side of each new connection, as :func:`start_server` does.
+
+    For a transport other than a listening socket: give the connection it
+    makes to the transport (``connection_made``), e.g. with
+    :func:`rpc.core.memory.connect_pair`. ``settings`` defaults to
+    :func:`connection_settings` ``()``.
+    """
+    if settings is None:
+        settings = connection_settings()
+
+    def factory() -> Connection:
+        return Connection(
+            client_side=False,
+            settings=settings,
+            functional_timeout=functional_timeout,
+            on_connected=on_connected,
+            keepalive=keepalive,
+            ping_policy=ping_policy,
+            lifetime=lifetime,
+            engine=engine,
+        )
+
+    return factory
+
+
+def client_connection_factory(
+    *,
+    settings: ConnectionSettings | None = None,
+    authority: str | None = None,
+    functional_timeout: float | None = None,
+    keepalive: Keepalive | None = None,
+    engine: str | None = None,
+) -> ConnectionFactory:
+    """Makes the client side of a connection, as :func:`open_connection` does."""
+    if settings is None:
+        settings = connection_settings(concurrency=None)
+
+    def factory() -> Connection:
+        return Connection(
+            client_side=True,
+            settings=settings,
+            functional_timeout=functional_timeout,
+            authority=authority,
+            keepalive=keepalive,
+            engine=engine,
+        )
+
+    return factory

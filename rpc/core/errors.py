@@ -46,7 +46,10 @@ class StreamResetError(StreamClosedError):
         self.error_code: ErrorCodes | int = _as_error_code(error_code)
         self.remote = remote
         who = "peer" if remote else "us"
-        super().__init__(stream_id, f"reset by {who} with {code_name(error_code)}")
+        why = ""
+        if not remote and error_code == ErrorCodes.ENHANCE_YOUR_CALM:
+            why = " (the peer's header list was over our max_header_list_size)"
+        super().__init__(stream_id, f"reset by {who} with {code_name(error_code)}{why}")
 
 
 class ConnectionClosedError(H2Error, ConnectionError):

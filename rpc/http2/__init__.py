@@ -48,7 +48,7 @@ def new_engine(
             if exc.name not in ("h2", "hyperframe", "hpack"):
                 raise
             raise ModuleNotFoundError(
-                "the h2 engine needs the h2 package: pip install 'h2rpc[h2]'", name=exc.name
+                "the h2 engine needs the h2 package: pip install h2", name=exc.name
             ) from exc
 
         return H2Engine(client_side=client_side, settings=settings, handler=handler, clock=clock)

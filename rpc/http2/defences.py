@@ -24,15 +24,15 @@ class TokenBucket:
         self._last = clock()
         self.tokens = self._burst
 
-    def take(self) -> bool:
-        """Spend one token; False when the bucket is empty."""
+    def take(self, count: int = 1) -> bool:
+        """Spend ``count`` tokens; False when the bucket has fewer."""
         now = self._clock()
         tokens = min(self._burst, self.tokens + (now - self._last) * self._per_second)
         self._last = now
-        if tokens < 1.0:
+        if tokens < count:
             self.tokens = tokens
             return False
-        self.tokens = tokens - 1.0
+        self.tokens = tokens - count
         return True
 
 
@@ -49,8 +49,8 @@ class Defences:
         """Frames that cost work but make no request progress."""
         self.settings_frames = TokenBucket(limits.settings_frames, clock)
 
-    def charge_reset(self) -> bool:
-        return self.stream_resets.take()
+    def charge_reset(self, count: int = 1) -> bool:
+        return self.stream_resets.take(count)
 
     def charge_control(self) -> bool:
         return self.control_frames.take()

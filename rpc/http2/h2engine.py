@@ -27,8 +27,11 @@ Where this engine differs from the interface's docstrings (documented, not bugs)
   enforced by the core, on both engines.)
 * A DATA length that contradicts ``content-length`` is a connection error in h2
   (GOAWAY(PROTOCOL_ERROR)), not a stream error.
-* A header block larger than ``max_header_list_size`` is a connection error in
-  h2 (GOAWAY(ENHANCE_YOUR_CALM)).
+* A header list larger than ``max_header_list_size`` is a connection error in
+  h2 (GOAWAY(ENHANCE_YOUR_CALM)): h2 decodes through hpack's interface, which
+  stops mid-block, so the HPACK table cannot be kept in step. The native
+  engine decodes the block whole and answers 431 or resets only the stream
+  (RFC 9113 10.5.1; see :mod:`rpc.http2.receive_streams`).
 * Frame size errors are detected once the whole oversized frame has arrived.
 * Streams of ours above the last stream id of a received GOAWAY are forgotten
   by this adapter, but h2 keeps them open internally; nothing is sent for them.

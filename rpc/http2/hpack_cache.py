@@ -23,11 +23,12 @@ field the sender marked never-indexed (secrets stay out of long-lived caches).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
+from hpack import Encoder, NeverIndexedHeaderTuple
 from hpack.table import HeaderTable
+
+from .hpack_decoder import BoundedDecoder, DecodedField
 
 MAX_CACHED_BLOCKS = 16
 """Per connection and direction; the steady state of an RPC protocol needs a few."""
@@ -89,30 +90,34 @@ class CachingEncoder(Encoder):
         return block
 
 
-class CachingDecoder(Decoder):
-    """An hpack Decoder whose result for table-neutral header blocks is cached."""
+class CachingDecoder(BoundedDecoder):
+    """A :class:`BoundedDecoder` whose result for table-neutral header blocks is cached.
+
+    An oversized list is never cached (its result is None, and only lists
+    of at most MAX_CACHED_LIST_SIZE bytes are kept).
+    """
 
     def __init__(self, max_header_list_size: int = 2**16) -> None:
         super().__init__(max_header_list_size)
         self.header_table = self._table = _CountingTable()
-        self._cache: dict[tuple[bytes, bool], list[HeaderTuple]] = {}
+        self._cache: dict[bytes, list[DecodedField]] = {}
         self._cache_state: tuple[int, int] = (0, max_header_list_size)
 
-    def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
+    def _decode(self, data: bytes, *, finish_oversized: bool) -> list[DecodedField] | None:
         table = self._table
         state = (table.generation, self.max_header_list_size)
         if state != self._cache_state:
             self._cache.clear()
             self._cache_state = state
         if len(data) > MAX_CACHED_BLOCK_SIZE:
-            return super().decode(data, raw)
-        key = (bytes(data), raw)
+            return super()._decode(data, finish_oversized=finish_oversized)
+        key = bytes(data)
         cached = self._cache.get(key)
         if cached is not None:
             return list(cached)
         before = table.generation
-        headers = list(super().decode(data, raw))
-        if table.generation == before and _cacheable_list(headers):
+        headers = super()._decode(data, finish_oversized=finish_oversized)
+        if headers is not None and table.generation == before and _cacheable_list(headers):
             if len(self._cache) >= MAX_CACHED_BLOCKS:
                 self._cache.clear()
             self._cache[key] = headers
@@ -127,7 +132,7 @@ def _plain_pairs(headers: Any) -> bool:
     )
 
 
-def _cacheable_list(headers: list[HeaderTuple]) -> bool:
+def _cacheable_list(headers: list[DecodedField]) -> bool:
     size = 0
     for field in headers:
         if isinstance(field, NeverIndexedHeaderTuple):

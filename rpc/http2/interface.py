@@ -63,7 +63,9 @@ class EventHandler(Protocol):
 
     def on_stream_reset(self, stream_id: int, error_code: int, remote: bool) -> None:
         """The stream is gone: reset by the peer (``remote``), or by the engine
-        for a stream error of the peer's (RST_STREAM already queued)."""
+        for a stream error of the peer's (RST_STREAM already queued). The
+        engine resets with ENHANCE_YOUR_CALM only for a header list over our
+        max_header_list_size (RFC 9113 10.5.1)."""
 
     def on_window_opened(self, stream_id: int) -> None:
         """More may be sent: on this stream, or (``0``) on any stream, after a

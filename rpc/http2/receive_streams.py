@@ -9,11 +9,26 @@ Choices the RFC leaves open, made once here:
 
 * A header block over ``settings.max_header_block_size`` encoded bytes, or
   with more than ``limits.max_continuation_frames`` CONTINUATION frames, is
-  a connection error ENHANCE_YOUR_CALM: the block cannot be skipped without
-  desynchronising HPACK, and no real client comes near the bounds.
-* A decoded header list over our SETTINGS_MAX_HEADER_LIST_SIZE is a
-  connection error COMPRESSION_ERROR: hpack stops decoding mid-block, so the
-  table is no longer in step with the peer.
+  a connection error ENHANCE_YOUR_CALM: a flood. The block cannot be skipped
+  without desynchronising HPACK, and it is refused as it arrives, before it
+  is buffered.
+* A decoded header list over our SETTINGS_MAX_HEADER_LIST_SIZE costs only
+  its stream (RFC 9113 10.5.1). The block is decoded whole, so the HPACK
+  table stays in step, but nothing past the limit is kept
+  (:class:`.hpack_decoder.BoundedDecoder`). A server answers the request
+  HTTP 431 (Request Header Fields Too Large, as RFC 9113 10.5.1 suggests and
+  Go's net/http does) and, if the request had not ended, RST_STREAM(NO_ERROR)
+  so the client stops sending it (8.1); the request never reaches the
+  handler. Response headers or trailers over the limit (from a server), or
+  request trailers (from a client), reset their stream with
+  ENHANCE_YOUR_CALM, which a gRPC client reports as RESOURCE_EXHAUSTED (the
+  status grpc core gives a metadata list over its hard limit; grpc-go says
+  INTERNAL). Each such block costs the peer one stream-reset token, plus one
+  per ``max_header_list_size`` bytes of the block (the work of decoding it),
+  so a peer that keeps sending them gets GOAWAY(ENHANCE_YOUR_CALM) like a
+  rapid-reset one. grpc core and Go's x/net/http2 also decode on without
+  keeping fields; Go ends the connection instead when a block goes on
+  (CONTINUATION) past the limit, which the block size cap covers here.
 * HEADERS or DATA on a stream that ended normally or was reset by the peer,
   and still remembered, is a stream error STREAM_CLOSED; on a stream we
   reset, it is ignored (the peer may not have seen our RST_STREAM yet); on a
@@ -23,7 +38,7 @@ Choices the RFC leaves open, made once here:
 
 from __future__ import annotations
 
-from hpack.exceptions import HPACKError, OversizedHeaderListError
+from hpack.exceptions import HPACKError
 
 from . import frames
 from .engine_core import ENDED, RESET_BY_US, EngineCore
@@ -277,11 +292,11 @@ class StreamFrameReceiver(EngineCore):
     def _header_block(self, sid: int, flags: int, block: bytes, priority: int | None) -> None:
         """A complete header block: decode it, then act on what it is."""
         try:
-            headers: WireHeaders = self._decoder.decode(block, raw=True)  # type: ignore[assignment]
-        except OversizedHeaderListError:
-            self._connection_error(_E.COMPRESSION_ERROR, "header list over our maximum")
+            headers: WireHeaders | None = self._decoder.decode_block(block)
         except (HPACKError, IndexError, ValueError) as exc:
             self._connection_error(_E.COMPRESSION_ERROR, f"HPACK: {exc}")
+        if headers is None:
+            self._charge_oversized_block(len(block))
         end_stream = bool(flags & _END_STREAM)
         stream = self._streams.get(sid)
         if stream is None:
@@ -293,6 +308,9 @@ class StreamFrameReceiver(EngineCore):
         if priority == SELF_DEPENDENT:
             self._stream_error(sid, _E.PROTOCOL_ERROR)
             return
+        if headers is None:
+            self._stream_error(sid, _E.ENHANCE_YOUR_CALM, peer_fault=False)  # charged above
+            return
         if stream.remote_final_received:
             self._trailers(stream, headers, end_stream)
         else:
@@ -300,8 +318,14 @@ class StreamFrameReceiver(EngineCore):
         if priority and sid in self._streams:
             self._handler.on_priority(sid, priority)
 
+    def _charge_oversized_block(self, size: int) -> None:
+        """A header list over our limit: its stream error costs one stream-reset
+        token, the decoding work one more per max_header_list_size bytes of the block."""
+        if not self._defences.charge_reset(1 + size // self._settings.max_header_list_size):
+            self._calm_down("header lists over the limit")
+
     def _headers_without_stream(
-        self, sid: int, headers: WireHeaders, end_stream: bool, priority: int | None
+        self, sid: int, headers: WireHeaders | None, end_stream: bool, priority: int | None
     ) -> None:
         if self._is_idle(sid):
             if (sid & 1) == (0 if self.client_side else 1):
@@ -317,9 +341,10 @@ class StreamFrameReceiver(EngineCore):
         self._stream_error(sid, _E.STREAM_CLOSED)
 
     def _request(
-        self, sid: int, headers: WireHeaders, end_stream: bool, priority: int | None
+        self, sid: int, headers: WireHeaders | None, end_stream: bool, priority: int | None
     ) -> None:
-        """The peer opens a stream (server side; a client never accepts one)."""
+        """The peer opens a stream (server side; a client never accepts one);
+        ``headers`` None: its list was over our limit."""
         if self.client_side:
             self._connection_error(_E.PROTOCOL_ERROR, "server opened a stream without a push")
         goaway = self._goaway_sent_last
@@ -327,6 +352,9 @@ class StreamFrameReceiver(EngineCore):
             self._charge_control()
             self._queue(frames.rst_stream_frame(sid, _E.REFUSED_STREAM))
             self._remember(sid, RESET_BY_US)
+            return
+        if headers is None:
+            self._header_fields_too_large(sid, end_stream)
             return
         if self._peer_streams >= self._max_peer_streams:
             self._stream_error(sid, _E.REFUSED_STREAM)
@@ -346,6 +374,21 @@ class StreamFrameReceiver(EngineCore):
         self._handler.on_request(sid, headers, end_stream)
         if priority and sid in self._streams:
             self._handler.on_priority(sid, priority)
+
+    def _header_fields_too_large(self, sid: int, end_stream: bool) -> None:
+        """Answer a request whose header list is over our limit with HTTP 431,
+        without opening the stream for the handler (RFC 9113 10.5.1, 8.1).
+
+        The peer was charged already (:meth:`_charge_oversized_block`).
+        """
+        block = self._encoder.encode([(b":status", b"431")])
+        self._queue(frames.headers_frames(sid, block, True, self._max_outbound_frame))
+        if end_stream:
+            self._remember(sid, ENDED)
+            return
+        # Its DATA may still be on the way: asked to stop, then ignored (credit returned).
+        self._queue(frames.rst_stream_frame(sid, _E.NO_ERROR))
+        self._remember(sid, RESET_BY_US)
 
     def _response(self, stream: Stream, headers: WireHeaders, end_stream: bool) -> None:
         """Client side: a 1xx or the final response of one of our streams."""

@@ -19,6 +19,15 @@ MAX_WINDOW_SIZE = 2**31 - 1
 DEFAULT_WINDOW_SIZE = 65_535
 DEFAULT_HEADER_TABLE_SIZE = 4_096
 
+HEADER_BLOCK_TO_LIST_RATIO = 8
+"""The default cap on a header block's encoded size, in units of our
+max_header_list_size. An honest encoder's block is no larger than the list
+it carries, so a block over the list limit is over it anyway: this only
+decides how far over it a peer may go and lose no more than its stream (a
+client sending 300 KB of metadata by mistake), and past which it is a flood
+that ends the connection. 8 x 64 KiB is 512 KiB buffered at most, two
+frames' worth at our max_frame_size."""
+
 
 class SettingCodes(enum.IntEnum):
     HEADER_TABLE_SIZE = 0x1
@@ -60,7 +69,10 @@ class Limits:
     """CONTINUATION frames in one header block (CVE-2024-27316 class)."""
     max_header_block_size: int | None = None
     """Encoded bytes of one header block, checked as frames arrive, before
-    they are buffered. None: the advertised max_header_list_size."""
+    they are buffered; past it, the connection ends. None:
+    HEADER_BLOCK_TO_LIST_RATIO times the advertised max_header_list_size.
+    A block under this bound whose decoded list is over max_header_list_size
+    costs only its stream (HTTP 431 for a request)."""
     max_frames_per_receive: int = 2_000
     """Frames handled per ``receive`` call before yielding to other work, so
     one busy connection cannot monopolise the event loop."""
@@ -140,7 +152,9 @@ class ConnectionSettings:
     def max_header_block_size(self) -> int:
         """Encoded size allowed for one header block (HEADERS + CONTINUATION)."""
         limit = self.limits.max_header_block_size
-        return self.max_header_list_size if limit is None else limit
+        if limit is None:
+            return HEADER_BLOCK_TO_LIST_RATIO * self.max_header_list_size
+        return limit
 
     def advertised(self, *, client_side: bool) -> dict[int, int]:
         """The SETTINGS frame's values, in the order they are sent."""

@@ -176,6 +176,23 @@ class Server:
         )
         return self.port
 
+    def connection_factory(self) -> core.ConnectionFactory:
+        """Makes server-side connections served as those :meth:`start` accepts.
+
+        For transports other than a listening socket: each connection it makes
+        is served by this server once its transport calls ``connection_made``
+        (:func:`rpc.core.memory.memory_connector` does; :mod:`rpc.testing` uses
+        it). Needs no :meth:`start`; :meth:`stop` closes these connections too.
+        """
+        return core.server_connection_factory(
+            self._on_connected,
+            settings=core.connection_settings(concurrency=self.max_concurrent_streams),
+            keepalive=self.keepalive,
+            ping_policy=self.ping_policy,
+            lifetime=self.lifetime,
+            engine=self.engine,
+        )
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully, then cancel what is left.
 

@@ -1,5 +1,9 @@
 """rpc.client.Call through its public face: the status of a streaming call is
-known as soon as the server sent it, without iterating the call."""
+known as soon as the server sent it, without iterating the call.
+
+Each test runs against h2rpc's server in memory (``rpc.testing``: the real
+server and engines, no socket) and against grpcio's over TCP.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import asyncio
 import gc
 import socket
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import ModuleType
 from typing import Any
 
@@ -15,24 +20,37 @@ import pytest
 
 import rpc
 from rpc import RpcError, StatusCode
+from rpc.testing.pytest_plugin import ChannelFor
 
-from ..grpc.echo import methods
-from ..grpc.pairs import GrpcioServer, H2rpcServer
+from ..grpc.echo import H2rpcEcho, methods
+from ..grpc.pairs import GrpcioServer
 
 TIMEOUT = 10
 
 
-@pytest.fixture(params=["h2rpc", "grpcio"])
-async def server_port(
-    request: pytest.FixtureRequest, echo_modules: tuple[ModuleType, ModuleType]
-) -> AsyncIterator[int]:
-    """The Echo service on an h2rpc or a grpcio server."""
+OpenChannel = Callable[[], AbstractAsyncContextManager[rpc.Channel]]
+
+
+@pytest.fixture(params=["h2rpc-in-memory", "grpcio"])
+async def open_channel(
+    request: pytest.FixtureRequest,
+    echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
+) -> AsyncIterator[OpenChannel]:
+    """Opens a channel to the Echo service: h2rpc's in memory, or grpcio's over TCP."""
     pb2, pb2_grpc = echo_modules
-    server: H2rpcServer | GrpcioServer = (
-        H2rpcServer(pb2) if request.param == "h2rpc" else GrpcioServer(pb2, pb2_grpc)
-    )
+    if request.param == "h2rpc-in-memory":
+        yield lambda: grpc_channel_for([H2rpcEcho(pb2)])
+        return
+    server = GrpcioServer(pb2, pb2_grpc)
     await server.start()
-    yield server.port
+
+    @asynccontextmanager
+    async def tcp_channel() -> AsyncIterator[rpc.Channel]:
+        async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+            yield channel
+
+    yield tcp_channel
     await server.stop()
 
 
@@ -56,10 +74,10 @@ async def _status(call: rpc.Call[Any, Any]) -> tuple[StatusCode, str, rpc.Metada
 
 @pytest.mark.parametrize("kind", ["unary_stream", "stream_stream"])
 async def test_error_status_is_known_without_iterating(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int, kind: str
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel, kind: str
 ) -> None:
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         request = pb2.EchoRequest(status_code=StatusCode.NOT_FOUND, status_message="no such key")
         call = _streaming_call(channel, pb2, kind, request)
         code, details, _ = await _status(call)
@@ -72,10 +90,10 @@ async def test_error_status_is_known_without_iterating(
 
 @pytest.mark.parametrize("kind", ["unary_stream", "stream_stream"])
 async def test_empty_ok_status_is_known_without_iterating(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int, kind: str
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel, kind: str
 ) -> None:
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         requests = [pb2.EchoRequest(repeat=0)] if kind == "unary_stream" else []
         call = _streaming_call(channel, pb2, kind, *requests)
         code, details, trailing = await _status(call)
@@ -84,9 +102,11 @@ async def test_empty_ok_status_is_known_without_iterating(
 
 
 @pytest.mark.parametrize("kind", ["unary_stream", "stream_stream"])
-async def test_unimplemented_is_known_without_iterating(server_port: int, kind: str) -> None:
+async def test_unimplemented_is_known_without_iterating(
+    open_channel: OpenChannel, kind: str
+) -> None:
     method = rpc.Method("/no.Such/Method", rpc.MethodKind[kind.upper()], bytes, bytes, bytes, bytes)
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call: rpc.Call[bytes, bytes]
         if kind == "unary_stream":
             call = channel.unary_stream(method)(b"")
@@ -97,12 +117,12 @@ async def test_unimplemented_is_known_without_iterating(server_port: int, kind: 
 
 
 async def test_ok_status_after_messages_leaves_the_messages_to_read(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     """Responses that fit in the stream's window arrive with the trailers:
     code() resolves, and iterating afterwards still yields every response."""
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(pb2.EchoRequest(repeat=3))
         code, _, _ = await _status(call)
         assert code is StatusCode.OK
@@ -111,10 +131,10 @@ async def test_ok_status_after_messages_leaves_the_messages_to_read(
 
 
 async def test_error_status_after_messages_leaves_the_messages_to_read(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = _streaming_call(
             channel,
             pb2,
@@ -133,12 +153,12 @@ async def test_error_status_after_messages_leaves_the_messages_to_read(
 
 
 async def test_code_waits_for_a_reader_when_responses_exceed_the_window(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     """Beyond the stream's window the server waits for the client to read (as
     with grpc.aio): code() resolves once another task has read the responses."""
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(
             pb2.EchoRequest(repeat=100, response_size=100_000)
         )
@@ -152,10 +172,10 @@ async def test_code_waits_for_a_reader_when_responses_exceed_the_window(
 
 
 async def test_code_of_a_streaming_call_ends_at_its_deadline_without_a_reader(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(
             pb2.EchoRequest(repeat=100, response_size=100_000), timeout=0.5
         )
@@ -163,10 +183,10 @@ async def test_code_of_a_streaming_call_ends_at_its_deadline_without_a_reader(
 
 
 async def test_initial_metadata_of_a_trailers_only_answer_is_empty(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(
             pb2.EchoRequest(status_code=StatusCode.NOT_FOUND)
         )
@@ -175,12 +195,12 @@ async def test_initial_metadata_of_a_trailers_only_answer_is_empty(
 
 
 async def test_status_waiters_and_a_reader_share_one_outcome(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     """code(), initial_metadata() and read() started together (each may be the
     one receiving the response headers) all see the same call."""
     pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(pb2.EchoRequest(repeat=2))
         code, initial_metadata, first = await asyncio.wait_for(
             asyncio.gather(call.code(), call.initial_metadata(), call.read()), TIMEOUT
@@ -207,35 +227,15 @@ async def test_giving_up_on_the_status_does_not_cancel_the_call() -> None:
         assert await asyncio.wait_for(call.code(), TIMEOUT) is StatusCode.CANCELLED
 
 
-async def test_concurrent_first_operations_open_one_stream_and_send_the_request_once(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
-) -> None:
-    """The first operations of a call race to open it: one opens the stream and
-    sends the request, the others wait for it (a second request on a unary-request
-    call would be a protocol error, a second stream a second call)."""
-    pb2, _ = echo_modules
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
-        call = _streaming_call(channel, pb2, "unary_stream", pb2.EchoRequest(repeat=2))
-        metadata, first, code = await asyncio.wait_for(
-            asyncio.gather(call.initial_metadata(), call.read(), call.code()), TIMEOUT
-        )
-        assert list(metadata) == []
-        assert first is not None and first.index == 0
-        assert code is StatusCode.OK
-        second = await asyncio.wait_for(call.read(), TIMEOUT)
-        assert second is not None and second.index == 1
-        assert await asyncio.wait_for(call.read(), TIMEOUT) is None
-
-
 async def test_a_finished_unary_call_is_freed_without_the_cycle_collector(
-    echo_modules: tuple[ModuleType, ModuleType], server_port: int
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
 ) -> None:
     """A call must not point at itself through what it owns (its stream's
     owner, its status): each call would then live until the cycle collector
     runs, with its stream and buffers, and cost that collector's time."""
     pb2, _ = echo_modules
     unary = methods(pb2)["Unary"]
-    async with rpc.Channel(f"127.0.0.1:{server_port}") as channel:
+    async with open_channel() as channel:
         await asyncio.wait_for(channel.unary_unary(unary)(pb2.EchoRequest()), TIMEOUT)
         gc.collect()
         gc.disable()

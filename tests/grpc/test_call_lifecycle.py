@@ -1,4 +1,10 @@
-"""Client call lifecycles found wrong in review: no hang, no leaked stream, right status."""
+"""Client call lifecycles found wrong in review: no hang, no leaked stream, right status.
+
+Call semantics, not sockets: each test talks to its server in memory
+(``grpc_channel_for``, :mod:`rpc.testing`), through the real client, server
+and HTTP/2 engines. The TCP path is covered by the connectivity, interop,
+TLS and keepalive tests.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,21 @@ import pytest
 import rpc
 import rpc.core
 from rpc import RpcError, StatusCode
+from rpc.core.memory import memory_connector
 from rpc.protocol.framing import encode_frame
+from rpc.testing import MEMORY_TARGET
+from rpc.testing.pytest_plugin import ChannelFor
 
 from .echo import methods
 
 TIMEOUT = 10
 
 
-async def _server(pb2: ModuleType, handlers: dict[str, Any], **options: Any) -> rpc.Server:
+def _server(pb2: ModuleType, handlers: dict[str, Any], **options: Any) -> rpc.Server:
+    """A server for ``grpc_channel_for`` (not listening: it serves in memory)."""
     server = rpc.Server(**options)
     for name, handler in handlers.items():
         server.add_method(methods(pb2)[name], handler)
-    await server.start()
     return server
 
 
@@ -35,6 +44,7 @@ def _no_open_streams(channel: rpc.Channel) -> bool:
 
 async def test_request_iterator_raising_cancels_the_call(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
 
@@ -43,8 +53,8 @@ async def test_request_iterator_raising_cancels_the_call(
             pass
         return pb2.EchoResponse()
 
-    server = await _server(pb2, {"ClientStream": collect})
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {"ClientStream": collect})
+    async with grpc_channel_for(server) as channel:
         for failure in (ValueError("boom"), RpcError(StatusCode.UNAVAILABLE, "upstream")):
 
             async def requests(failure: Exception = failure) -> AsyncIterator[Any]:
@@ -62,6 +72,7 @@ async def test_request_iterator_raising_cancels_the_call(
 
 async def test_server_answering_early_is_ok_and_keeps_its_responses(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
 
@@ -70,8 +81,8 @@ async def test_server_answering_early_is_ok_and_keeps_its_responses(
         yield pb2.EchoResponse(message=f"only-{first.message}")
         yield pb2.EchoResponse(message="second")
 
-    server = await _server(pb2, {"Bidi": answer_first})
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {"Bidi": answer_first})
+    async with grpc_channel_for(server) as channel:
 
         async def many() -> AsyncIterator[Any]:
             for i in range(1000):
@@ -89,6 +100,7 @@ async def test_server_answering_early_is_ok_and_keeps_its_responses(
 
 async def test_cancel_while_waiting_for_a_stream_slot(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
     started: list[str] = []
@@ -98,8 +110,8 @@ async def test_cancel_while_waiting_for_a_stream_slot(
         await asyncio.sleep(0.5)
         return pb2.EchoResponse(message=request.message)
 
-    server = await _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
+    async with grpc_channel_for(server) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         first = asyncio.create_task(unary(pb2.EchoRequest(message="first")))
         await asyncio.sleep(0.1)
@@ -120,10 +132,11 @@ async def test_cancel_while_waiting_for_a_stream_slot(
 
 async def test_request_serializer_error_ends_the_call(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
-    server = await _server(pb2, {})
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {})
+    async with grpc_channel_for(server) as channel:
         call = channel.unary_stream(methods(pb2)["ServerStream"])(object())  # type: ignore[arg-type]
         for _ in range(2):
             with pytest.raises(RpcError) as info:
@@ -136,6 +149,7 @@ async def test_request_serializer_error_ends_the_call(
 
 async def test_cancelling_the_awaiting_task_cancels_the_call(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
     cancelled = asyncio.Event()
@@ -147,8 +161,8 @@ async def test_cancelling_the_awaiting_task_cancels_the_call(
             cancelled.set()
             raise
 
-    server = await _server(pb2, {"ClientStream": forever})
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {"ClientStream": forever})
+    async with grpc_channel_for(server) as channel:
         call = channel.stream_unary(methods(pb2)["ClientStream"])()
         await call.write(pb2.EchoRequest())
         with pytest.raises(asyncio.TimeoutError):
@@ -169,9 +183,11 @@ async def test_handler_swallowing_the_deadline_still_reports_it(
             await asyncio.sleep(5)
         return pb2.EchoResponse(message="too late")
 
-    server = await _server(pb2, {"Unary": stubborn})
+    server = _server(pb2, {"Unary": stubborn})
     # A bare HTTP/2 client with no deadline of its own shows the server's status.
-    conn = await rpc.core.open_connection("127.0.0.1", server.port)
+    conn = await rpc.core.open_connection(
+        "in-memory", 0, connector=memory_connector(server.connection_factory())
+    )
     stream_id = await conn.start_request(
         {
             ":method": "POST",
@@ -208,19 +224,18 @@ async def test_ok_without_a_message_on_a_unary_call_is_reported_consistently(
             end_stream=True,
         )
 
-    server = await rpc.core.start_server(on_connected, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with rpc.Channel(f"127.0.0.1:{port}") as channel:
+    connector = memory_connector(rpc.core.server_connection_factory(on_connected))
+    async with rpc.Channel(MEMORY_TARGET, connector=connector) as channel:
         call = channel.stream_unary(methods(pb2)["ClientStream"])([pb2.EchoRequest()])
         with pytest.raises(RpcError) as info:
             await call
         assert info.value.code is StatusCode.UNIMPLEMENTED
         assert await call.code() is StatusCode.UNIMPLEMENTED
-    server.close()
 
 
 async def test_grpc_timeout_tells_the_time_left_after_waiting_for_a_slot(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     pb2, _ = echo_modules
     remaining: list[float | None] = []
@@ -230,8 +245,8 @@ async def test_grpc_timeout_tells_the_time_left_after_waiting_for_a_slot(
         await asyncio.sleep(float(request.message or 0))
         return pb2.EchoResponse()
 
-    server = await _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server = _server(pb2, {"Unary": slow}, max_concurrent_streams=1)
+    async with grpc_channel_for(server) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         await unary(pb2.EchoRequest())  # connected, and the server's limit is known
         first = asyncio.create_task(unary(pb2.EchoRequest(message="1.0")))
@@ -260,7 +275,7 @@ async def test_closing_the_channel_while_connecting_fails_calls_with_unavailable
     assert info.value.code is StatusCode.UNAVAILABLE
 
 
-async def _hold_the_only_stream(
+def _hold_the_only_stream(
     pb2: ModuleType,
 ) -> tuple[rpc.Server, asyncio.Event, asyncio.Event]:
     """A server with one stream slot and a unary handler that holds it until released."""
@@ -275,7 +290,7 @@ async def _hold_the_only_stream(
         async for request in requests:
             yield pb2.EchoResponse(message=request.message)
 
-    server = await _server(pb2, {"Unary": hold, "Bidi": echo}, max_concurrent_streams=1)
+    server = _server(pb2, {"Unary": hold, "Bidi": echo}, max_concurrent_streams=1)
     return server, holding, release
 
 
@@ -286,12 +301,13 @@ async def _let_run(steps: int = 20) -> None:
 
 async def test_operations_waiting_for_the_stream_to_open_all_go_on(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     """write, read and initial_metadata issued while the stream waits for a slot
     each wait for the one opening, then proceed on that same stream."""
     pb2, _ = echo_modules
-    server, holding, release = await _hold_the_only_stream(pb2)
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server, holding, release = _hold_the_only_stream(pb2)
+    async with grpc_channel_for(server) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         first = asyncio.create_task(unary(pb2.EchoRequest(message="first"), timeout=TIMEOUT))
         await asyncio.wait_for(holding.wait(), TIMEOUT)
@@ -315,12 +331,13 @@ async def test_operations_waiting_for_the_stream_to_open_all_go_on(
 
 async def test_operations_waiting_for_the_stream_share_its_failure(
     echo_modules: tuple[ModuleType, ModuleType],
+    grpc_channel_for: ChannelFor,
 ) -> None:
     """When the opening ends without a stream (the call is cancelled while it
     waits for a slot), every operation that waited for it gets the call's status."""
     pb2, _ = echo_modules
-    server, holding, release = await _hold_the_only_stream(pb2)
-    async with rpc.Channel(f"127.0.0.1:{server.port}") as channel:
+    server, holding, release = _hold_the_only_stream(pb2)
+    async with grpc_channel_for(server) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         first = asyncio.create_task(unary(pb2.EchoRequest(message="first"), timeout=TIMEOUT))
         await asyncio.wait_for(holding.wait(), TIMEOUT)

@@ -47,6 +47,13 @@ between the engines is normalised here, each with its reason:
   does not check it then, RFC 9113 8.1.1 makes it malformed); a
   PRIORITY self-dependency on a closed stream, ignored by the native engine
   (PRIORITY is allowed in any state), a connection error in h2.
+* A header list over SETTINGS_MAX_HEADER_LIST_SIZE: the native engine answers
+  a request 431 (a HEADERS frame, and RST_STREAM(NO_ERROR) if the request had
+  not ended) or resets the stream with ENHANCE_YOUR_CALM, decoding the block
+  whole so the connection lives on (RFC 9113 10.5.1); h2's hpack stops
+  mid-block and h2 ends the connection with ENHANCE_YOUR_CALM. Generated
+  blocks stay far below the limit, so only ``test_differential``'s directed
+  test meets it, and it pins the difference down.
 * ALTSVC frames (type 0xA, RFC 7838): h2 parses them and makes a malformed
   one a connection error, the native engine ignores them like any extension.
 * A WINDOW_UPDATE whose reserved bit is set: h2 reads it as part of the

@@ -8,6 +8,8 @@ PROTOCOL_ERROR: those parametrizations are strict xfails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from rpc.http2 import ConnectionSettings, ErrorCodes
@@ -258,3 +260,53 @@ def test_rfc7541_hpack_encoder_output_is_decodable(server: Peer) -> None:
     assert server.reader.header_blocks[7][1] == fr.response(
         extra=[(b"x-i", b"1"), (b"x-c", b"c" * 100)]
     )
+
+
+# --- 4 / RFC 9113 10.5.1: a header list over the limit is still decoded whole -------------
+
+MakePeer = Callable[..., Peer]
+H2_LIST_LIMIT = (
+    "h2 makes a header list over max_header_list_size a connection error "
+    "(hpack stops decoding mid-block, so the table is out of step)"
+)
+
+
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_rfc7541_4_an_oversized_list_still_updates_the_dynamic_table(make_server: MakePeer) -> None:
+    """Past the limit nothing is kept, but an insertion still happens (and the
+    size update at the block's start still applies): the next block, referring
+    to the entry, is decoded as the peer's encoder meant it."""
+    server = make_server(ConnectionSettings(max_header_list_size=1024))
+    oversized = fr.hpack_raw_request(
+        fr.hpack_literal(b"x-big", b"b" * 2_000)
+        + bytes([0x80 | 2]) * 50  # indexed fields past the limit: only checked
+        + fr.hpack_literal(b"x-token", b"abc", indexing=True),
+        prefix=fr.hpack_int(2_048, 5, 0x20),  # 6.3: a smaller table, at the block's start
+    )
+    refused = send_block(server, oversized)
+    assert server.error is None, server.describe()
+    assert (refused, [(b":status", b"431")], True) in server.reader.header_blocks
+    second = send_block(server, fr.hpack_raw_request(bytes([0x80 | 62])))
+    assert delivered(server, second)[-1] == (b"x-token", b"abc")
+    assert server.error is None
+
+
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_rfc7541_2_3_3_invalid_index_past_the_limit_is_still_compression_error(
+    make_server: MakePeer,
+) -> None:
+    """Skipping the fields of an oversized list does not skip checking them."""
+    server = make_server(ConnectionSettings(max_header_list_size=1024))
+    block = fr.hpack_raw_request(fr.hpack_literal(b"x-big", b"b" * 2_000) + bytes([0x80 | 70]))
+    send_block(server, block)
+    server.expect_connection_error(E.COMPRESSION_ERROR)
+
+
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_rfc7541_5_2_truncated_string_past_the_limit_is_still_compression_error(
+    make_server: MakePeer,
+) -> None:
+    server = make_server(ConnectionSettings(max_header_list_size=1024))
+    block = fr.hpack_raw_request(fr.hpack_literal(b"x-big", b"b" * 2_000) + b"\x00\x05ab")
+    send_block(server, block)
+    server.expect_connection_error(E.COMPRESSION_ERROR)

@@ -1487,3 +1487,77 @@ def test_6_8_goaway_after_closing_is_not_an_error(engine_name: str) -> None:
 def test_6_5_client_handshake_reports_peer_settings(engine_name: str) -> None:
     c = open_client(engine_name, peer_settings=[(fr.MAX_CONCURRENT_STREAMS, 100)])
     assert c.engine.remote_settings[fr.MAX_CONCURRENT_STREAMS] == 100
+
+
+# --- 6.5.2 / 10.5.1 SETTINGS_MAX_HEADER_LIST_SIZE ------------------------------------------
+#
+# A field section over the limit we advertise costs its stream only: the block
+# is decoded whole (the HPACK table stays in step, 10.5.1: "the field block
+# MUST be processed"), nothing of it reaches the handler, and the connection
+# serves on. A server answers a request 431; other header blocks reset their
+# stream with ENHANCE_YOUR_CALM.
+
+H2_LIST_LIMIT = (
+    "h2 makes a header list over max_header_list_size a connection error "
+    "(hpack stops decoding mid-block, so the table is out of step)"
+)
+SMALL_LIST = ConnectionSettings(max_header_list_size=1024)
+BIG_FIELD = [(b"x-big", b"b" * 2_000)]
+
+
+@pytest.mark.parametrize("end_stream", [False, True], ids=["open", "ended"])
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_10_5_1_request_over_max_header_list_size_is_answered_431(
+    make_server: MakePeer, end_stream: bool
+) -> None:
+    server = make_server(SMALL_LIST)
+    stream_id = server.new_stream_id()
+    server.send(server.request(stream_id, fr.request(extra=BIG_FIELD), end_stream=end_stream))
+    assert server.error is None, server.describe()
+    assert (stream_id, [(b":status", b"431")], True) in server.reader.header_blocks
+    # 8.1: a complete response before the request ended: RST_STREAM(NO_ERROR) stops it.
+    assert server.resets() == ([] if end_stream else [(stream_id, E.NO_ERROR)])
+    assert not server.handler.calls, server.describe()
+    if not end_stream:
+        server.send(fr.data(stream_id, b"late body", end_stream=True))  # ignored (5.1)
+        assert server.error is None and not server.handler.calls, server.describe()
+    server.expect_alive()
+
+
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_10_5_1_request_trailers_over_the_limit_reset_the_stream(make_server: MakePeer) -> None:
+    server = make_server(SMALL_LIST)
+    stream_id = open_stream(server)
+    server.send(fr.headers(stream_id, server.block(BIG_FIELD), end_stream=True))
+    server.expect_stream_error(stream_id, E.ENHANCE_YOUR_CALM)
+    assert ("reset", stream_id, E.ENHANCE_YOUR_CALM, False) in server.handler.calls
+    assert not server.handler.of("trailers")
+
+
+@pytest.mark.parametrize("part", ["response", "trailers"])
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_10_5_1_response_over_the_limit_resets_the_stream(make_client: MakePeer, part: str) -> None:
+    client = make_client(SMALL_LIST)
+    stream_id = client_stream(client)
+    if part == "response":
+        client.send(fr.headers(stream_id, client.block([*fr.response(), *BIG_FIELD])))
+    else:
+        client.send(fr.headers(stream_id, client.block(fr.response())))
+        client.send(fr.headers(stream_id, client.block(BIG_FIELD), end_stream=True))
+    client.expect_stream_error(stream_id, E.ENHANCE_YOUR_CALM)
+    assert ("reset", stream_id, E.ENHANCE_YOUR_CALM, False) in client.handler.calls
+    assert not client.handler.of("trailers")
+
+
+@xfail_engine(h2=H2_LIST_LIMIT)
+def test_6_5_2_list_size_counts_32_bytes_per_field(make_server: MakePeer) -> None:
+    """RFC 9113 6.5.2: name + value + 32 for each field; exactly the limit is allowed."""
+    server = make_server(SMALL_LIST)
+    fields = fr.request()
+    used = sum(len(n) + len(v) + 32 for n, v in fields)
+    filler = 1024 - used - 32 - len(b"x-fill")
+    exact = open_stream(server, end_stream=True, headers=[*fields, (b"x-fill", b"f" * filler)])
+    assert server.handler.of("request")[-1][1] == exact
+    over = server.new_stream_id()
+    server.send(server.request(over, [*fields, (b"x-fill", b"f" * (filler + 1))]))
+    assert (over, [(b":status", b"431")], True) in server.reader.header_blocks

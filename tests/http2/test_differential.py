@@ -121,3 +121,23 @@ def test_compare_detects_a_difference() -> None:
     )
     assert fuzzing.compare(native, altered, units) is not None
     assert fuzzing.compare(native, native, units) is None
+
+
+def test_header_list_over_the_limit_differs_as_documented() -> None:
+    """The one legitimate difference on oversized header lists (fuzzing's docstring):
+    the native engine answers 431 and goes on, h2 ends the connection; a later
+    request, referring to an entry the oversized block added, proves the native
+    engine's table in step."""
+    entry = fr.hpack_literal(b"x-token", b"abc", indexing=True)
+    oversized = fr.hpack_raw_request(fr.hpack_literal(b"x-big", b"b" * 70_000) + entry)
+    pieces = [oversized[i : i + 16_384] for i in range(0, len(oversized), 16_384)]
+    units = [fr.headers(1, pieces[0], end_stream=True, end_headers=False)]
+    units += [fr.continuation(1, p, end_headers=p is pieces[-1]) for p in pieces[1:]]
+    units.append(fr.headers(3, fr.hpack_raw_request(bytes([0x80 | 62])), end_stream=True))
+    native, reference = _both(units, server_side=True)
+    assert native.connection_error is None
+    assert native.steps[-1][0][0][:2] == ("request", 3)
+    assert (b"x-token", b"abc") in native.steps[-1][0][0][2]
+    assert reference is not None
+    assert reference.connection_error == fuzzing.E.ENHANCE_YOUR_CALM
+    assert ("conn", "calm") in reference.steps[len(pieces) - 1][1]

@@ -345,8 +345,8 @@ def test_continuation_flood_is_cut() -> None:
 
 
 def test_header_block_size_is_capped_before_buffering() -> None:
-    raw = RawClient(ConnectionSettings(max_header_list_size=1024))
-    data = frame(f.HEADERS, 0, 1, b"\0" * 1000) + frame(f.CONTINUATION, 0, 1, b"\0" * 100)
+    raw = RawClient(ConnectionSettings(max_header_list_size=1024))  # block cap: 8 x 1024
+    data = frame(f.HEADERS, 0, 1, b"\0" * 8000) + frame(f.CONTINUATION, 0, 1, b"\0" * 200)
     expect_connection_error(raw, data, E.ENHANCE_YOUR_CALM)
 
 
@@ -355,12 +355,19 @@ def test_hpack_garbage_is_a_compression_error() -> None:
     expect_connection_error(raw, frame(f.HEADERS, EH, 1, b"\xff\xff\xff\xff"), E.COMPRESSION_ERROR)
 
 
-def test_hpack_bomb_is_a_compression_error() -> None:
+def test_hpack_bomb_costs_only_its_stream_and_keeps_the_table() -> None:
+    """RFC 9113 10.5.1: a list over the limit is answered 431, its block still
+    decoded whole: the entry it added serves the next request."""
     raw = RawClient(ConnectionSettings(max_header_list_size=1024))
     # One literal with incremental indexing, then many references to it.
-    first = raw.block([(b"x-big", b"v" * 500)])
+    first = raw.block([*REQUEST, (b"x-big", b"v" * 500)])
     bomb = first + b"\xbe" * 20
-    expect_connection_error(raw, frame(f.HEADERS, EH, 1, bomb), E.COMPRESSION_ERROR)
+    raw.send(frame(f.HEADERS, EH | ES, 1, bomb))
+    out = raw.output()
+    assert [(t, sid) for t, _, sid, _ in out] == [(f.HEADERS, 1)]
+    assert raw.calls.of("request") == []
+    raw.send(frame(f.HEADERS, EH | ES, 3, raw.block(REQUEST) + b"\xbe"))
+    assert raw.calls.of("request")[0][2][-1] == (b"x-big", b"v" * 500)
 
 
 def test_refused_streams_still_decode_their_block() -> None:

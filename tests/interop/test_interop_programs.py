@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.example_commands import clean_env, docstring_command
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "interop"
 CERTS = EXAMPLES / "certs"
@@ -66,21 +68,18 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _env(generated: Path) -> dict[str, str]:
+    """For grpcio's interop client: grpcio's generated stubs on the path."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated), str(ROOT)])}
 
 
-async def _run_client(
-    generated: Path, port: int, case: str = "all", tls: bool = False
-) -> tuple[int, str]:
+async def _run_client(port: int, case: str = "all", tls: bool = False) -> tuple[int, str]:
+    """Our interop client, run as its docstring says; its exit status and output."""
+    command = docstring_command(EXAMPLES / "client.py", server_port=port, test_case=case)
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(EXAMPLES / "client.py"),
-        "--server_port",
-        str(port),
-        "--test_case",
-        case,
+        *command,
         *(TLS_CLIENT_FLAGS if tls else []),
-        env=_env(generated),
+        cwd=ROOT,
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -90,15 +89,13 @@ async def _run_client(
 
 
 @contextlib.asynccontextmanager
-async def _our_interop_server(generated: Path, tls: bool = False) -> AsyncIterator[int]:
-    """Our interop server in a subprocess; yields its port."""
+async def _our_interop_server(tls: bool = False) -> AsyncIterator[int]:
+    """Our interop server in a subprocess, run as its docstring says; yields its port."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(EXAMPLES / "server.py"),
-        "--port",
-        "0",
+        *docstring_command(EXAMPLES / "server.py", port=0),
         f"--use_tls={str(tls).lower()}",
-        env=_env(generated),
+        cwd=ROOT,
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -112,9 +109,9 @@ async def _our_interop_server(generated: Path, tls: bool = False) -> AsyncIterat
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
-async def test_our_client_against_our_server_every_case(generated: Path, tls: bool) -> None:
-    async with _our_interop_server(generated, tls) as port:
-        code, output = await _run_client(generated, port, tls=tls)
+async def test_our_client_against_our_server_every_case(tls: bool) -> None:
+    async with _our_interop_server(tls) as port:
+        code, output = await _run_client(port, tls=tls)
     assert code == 0, output
     assert output.strip().splitlines()[-1] == f"{ALL_CASES} passed, 0 failed", output
 
@@ -198,7 +195,7 @@ async def test_our_client_over_tls_against_a_grpcio_server(generated: Path) -> N
     await server.start()
     try:
         for case in ("large_unary", "ping_pong", "custom_metadata"):
-            code, output = await _run_client(generated, port, case, tls=True)
+            code, output = await _run_client(port, case, tls=True)
             assert code == 0 and f"PASS {case}" in output, output
     finally:
         await server.stop(0)
@@ -233,7 +230,7 @@ async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
         ]
         assert len(cases) + len(NEEDS_COMPRESSION_INTROSPECTION) == ALL_CASES
         for case in cases:
-            code, output = await _run_client(generated, port, case)
+            code, output = await _run_client(port, case)
             assert code == 0 and f"PASS {case}" in output, output
     finally:
         await server.stop(0)
@@ -241,7 +238,7 @@ async def test_our_client_against_a_grpcio_server(generated: Path) -> None:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
 async def test_grpcio_client_against_our_server_every_case(generated: Path, tls: bool) -> None:
-    async with _our_interop_server(generated, tls) as port:
+    async with _our_interop_server(tls) as port:
         client = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
