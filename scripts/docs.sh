@@ -20,7 +20,10 @@ for optional in testing; do  # packages that not every version has
         modules+=("rpc.$optional")
     fi
 done
-rm -rf "$out"
+# Stale pages of removed modules go; only ever a directory pdoc wrote before.
+if [ -f "$out/search.js" ] && [ -f "$out/index.html" ]; then
+    rm -rf "$out"
+fi
 cd "$ROOT"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$python" -m pdoc \
     --docformat restructuredtext --no-show-source --footer-text "h2rpc $("$python" -c 'import rpc; print(rpc.__version__)')" \
