@@ -44,6 +44,11 @@ class Greeter(helloworld_rpc.GreeterServicer):
             yield helloworld_pb2.HelloReply(message=f"Hello, {part}!")
 
 
+def announce(port: int) -> None:
+    """Tell whoever started us on port 0 where we listen."""
+    print(f"ready {port}", flush=True)
+
+
 async def serve(host: str, port: int) -> None:
     health = HealthServicer()  # "" (the whole server) is SERVING from the start
     health.set("helloworld.Greeter", SERVING)
@@ -56,7 +61,7 @@ async def serve(host: str, port: int) -> None:
     )
     reflection.enable(server)  # lists and describes every service above, and itself
     # On SIGTERM/SIGINT: health NOT_SERVING, two-step GOAWAY, 5 s for calls in flight.
-    await server.serve_until_signal(host, port, grace=5)
+    await server.serve_until_signal(host, port, grace=5, on_ready=announce)
 
 
 def main() -> None:
