@@ -24,6 +24,7 @@ def _settings(
     max_header_list_size: int | None,
     limits: Limits | None,
     grow_windows: bool,
+    max_unread_credited: int | None = None,
 ) -> ConnectionSettings:
     defaults = ConnectionSettings()
     return ConnectionSettings(
@@ -34,6 +35,7 @@ def _settings(
         max_header_list_size=max_header_list_size or defaults.max_header_list_size,
         limits=limits or defaults.limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
 
 
@@ -54,6 +56,7 @@ async def start_server(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
@@ -72,7 +75,9 @@ async def start_server(
     ``limits`` are the defences against abusive peers (:class:`rpc.http2.Limits`)
     and ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     ``grow_windows=False`` keeps the windows as configured (see
-    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`);
+    ``max_unread_credited`` bounds the unread data whose connection credit goes
+    back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
@@ -84,6 +89,7 @@ async def start_server(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     if ssl is not None:
         alpn_context(ssl)
@@ -139,6 +145,7 @@ async def open_connection(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     **kwargs: Any,
 ) -> Connection:
@@ -161,6 +168,7 @@ async def open_connection(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     context: ssl_module.SSLContext | None
     if ssl is True:
