@@ -128,6 +128,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             client_side=client_side,
             on_slot_freed=admission.wake_slot_waiter,
             on_idle=self._on_idle,
+            unread_credit_limit=settings.unread_credit_limit,
         )
         self._lifecycle.bdp = liveness.bdp
         self._context = StreamContext(loop, table, self._sender, self._lifecycle, self._prioritize)

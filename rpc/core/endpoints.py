@@ -37,6 +37,7 @@ def connection_settings(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
 ) -> ConnectionSettings:
     """The settings of :func:`start_server`'s keyword arguments (None: the default)."""
     defaults = ConnectionSettings()
@@ -48,6 +49,7 @@ def connection_settings(
         max_header_list_size=max_header_list_size or defaults.max_header_list_size,
         limits=limits or defaults.limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
 
 
@@ -68,6 +70,7 @@ async def start_server(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
@@ -86,7 +89,9 @@ async def start_server(
     ``limits`` are the defences against abusive peers (:class:`rpc.http2.Limits`)
     and ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     ``grow_windows=False`` keeps the windows as configured (see
-    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`);
+    ``max_unread_credited`` bounds the unread data whose connection credit goes
+    back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     """
@@ -98,6 +103,7 @@ async def start_server(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     if ssl is not None:
         alpn_context(ssl)
@@ -150,6 +156,7 @@ async def open_connection(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     connector: Connector | None = None,
     **kwargs: Any,
@@ -176,6 +183,7 @@ async def open_connection(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     if authority is None:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -194,9 +194,9 @@ class ServerCall:
         encode = build_status if responding else trailers_only
         try:
             headers = encode(status)
-        except ValueError as exc:
-            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
-            headers = encode(Status(StatusCode.INTERNAL, "invalid trailing metadata"))
+        except Exception as exc:  # metadata, details or status_details that cannot be sent
+            log.error("invalid status from handler of %s: %r", self.method.path, exc)
+            headers = encode(Status(StatusCode.INTERNAL, "invalid status from the method handler"))
         try:
             if responding:
                 await self._stream.send_trailers(headers)
@@ -204,6 +204,11 @@ class ServerCall:
                 self._stream.send_headers(headers, end_stream=True)
         except (core.StreamError, core.ConnectionClosedError):
             return True  # the client went away meanwhile: nothing left to tell it
+        except Exception:
+            # Whatever refused the status (the encoder, the engine), the
+            # stream must not stay open: the client would wait for it forever.
+            log.exception("cannot send the status of %s; resetting the stream", self.method.path)
+            reset_quietly(self._stream, ErrorCodes.INTERNAL_ERROR)
         # If the client is still sending, the core now resets the stream with
         # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
         return True
@@ -270,8 +275,10 @@ class ServerCall:
 
     def _send_headers(self, metadata: Metadata | None) -> None:
         headers = build_response(self._negotiated_encoding(), metadata)
-        self.phase = CallPhase.RESPONDING
         self._stream.send_headers(headers)
+        # Only once they are out: if they were refused, the status still goes
+        # as Trailers-Only, not as trailers after headers the client never got.
+        self.phase = CallPhase.RESPONDING
 
     # --- what ends a call from outside -----------------------------------------
 
@@ -316,6 +323,29 @@ class RequestIterator:
         if message is None:
             raise StopAsyncIteration
         return message
+
+
+def send_refusal(stream: core.Stream, status: Status, path: str) -> None:
+    """End a call that never got a handler with ``status`` (Trailers-Only).
+
+    Like :meth:`ServerCall._finish`, never leaves the stream open: a status
+    that cannot be sent resets it.
+    """
+    try:
+        stream.send_headers(trailers_only(status), end_stream=True)
+    except (core.StreamError, core.ConnectionClosedError):
+        pass  # the client went away: nothing left to tell it
+    except Exception:
+        log.exception("cannot send the status of %s; resetting the stream", path)
+        reset_quietly(stream, ErrorCodes.INTERNAL_ERROR)
+
+
+def reset_quietly(stream: core.Stream, error_code: int) -> None:
+    """Reset ``stream``, logging (not raising) if even that fails: the last resort."""
+    try:
+        stream.reset(error_code)
+    except Exception:
+        log.exception("cannot reset stream %d", stream.id)
 
 
 def _uncancel() -> None:

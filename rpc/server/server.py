@@ -24,8 +24,8 @@ from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
 from ..protocol import compression as compression_module
 from ..protocol.status import RpcError, StatusCode
-from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
-from .call import CallSettings, RequestIterator, ServerCall
+from ..protocol.wire import Rejection, RequestHead, Status, parse_request
+from .call import CallSettings, RequestIterator, ServerCall, send_refusal
 from .context import Handler, ServerContext
 from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
 
@@ -292,15 +292,11 @@ class Server:
             try:
                 route = await self._route(head)
             except RpcError as exc:  # an interceptor refused the call
-                stream.send_headers(trailers_only(Status(exc.code, exc.details)), end_stream=True)
+                send_refusal(stream, Status(exc.code, exc.details), head.path)
                 return
             if route is None:
-                stream.send_headers(
-                    trailers_only(
-                        Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
-                    ),
-                    end_stream=True,
-                )
+                status = Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+                send_refusal(stream, status, head.path)
                 return
             method, handler = route
             call = ServerCall(conn, stream, method, head, self._call_settings)
