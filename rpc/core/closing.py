@@ -289,13 +289,29 @@ class CloseSequence:
         )
 
     def close_transport(self, error: ConnectionClosedError) -> None:
-        """Write what is queued, then close the transport."""
+        """Write what is queued, then close the transport.
+
+        Closing TLS sends our close_notify after our output, then waits for
+        the peer's. A client has nothing left to say by then (its streams
+        are answered or given up; the GOAWAY is out) and TLS lets it not
+        wait (RFC 8446 6.1), while a grpcio server never answers and keeps
+        TCP open: once all of its output, close_notify included, has gone
+        down to TCP, the client drops the TLS layer at once. A server's last
+        response bytes may still be queued for a slow client, so it waits,
+        within ``ssl_shutdown_timeout`` (see ``endpoints``).
+        """
         if self._context.closed_error is None:
             self._context.closed_error = error
         transport = self._writer.transport
         if transport is not None and not transport.is_closing():
             self._writer.flush()
             transport.close()
+            if (
+                self._client_side
+                and transport.get_write_buffer_size() == 0
+                and transport.get_extra_info("ssl_object") is not None
+            ):
+                transport.abort()
 
     def abort(self, error: ConnectionClosedError) -> None:
         """Drop the transport at once, unwritten output and all."""

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import socket
 import ssl as ssl_module
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,16 @@ from .connection import Connection, OnConnected, alpn_context
 from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
 
 DEFAULT_CONCURRENCY = 100
+
+TLS_SHUTDOWN_TIMEOUT = 1.0
+"""Longest wait, once our close_notify is out, for the peer's (asyncio's
+``ssl_shutdown_timeout``, 30 s by default, on Python 3.11+).
+
+TLS 1.3 does not require the peer to answer close_notify at once, and some
+peers (grpcio servers) never do while keeping TCP open: without this bound a
+closing TLS connection lingers for asyncio's default. The same time is what
+our last bytes have to leave the transport's buffer before it is dropped.
+"""
 
 ConnectionFactory = Callable[[], Connection]
 """Makes a not yet connected :class:`Connection` (an asyncio protocol factory)."""
@@ -107,6 +118,7 @@ async def start_server(
     )
     if ssl is not None:
         alpn_context(ssl)
+        _bound_tls_shutdown(kwargs)
     factory = server_connection_factory(
         on_connected,
         settings=settings,
@@ -205,6 +217,8 @@ async def open_connection(
         context = alpn_context(ssl)
     else:
         context = None
+    if context is not None:
+        _bound_tls_shutdown(kwargs)
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(
         factory,
@@ -215,6 +229,12 @@ async def open_connection(
         **kwargs,
     )
     return connection
+
+
+def _bound_tls_shutdown(kwargs: dict[str, Any]) -> None:
+    """Default ``ssl_shutdown_timeout`` to :data:`TLS_SHUTDOWN_TIMEOUT` where asyncio has it."""
+    if sys.version_info >= (3, 11):
+        kwargs.setdefault("ssl_shutdown_timeout", TLS_SHUTDOWN_TIMEOUT)
 
 
 def server_connection_factory(
