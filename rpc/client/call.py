@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Generator, Iterable
+from collections.abc import AsyncIterable, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
 
 from .. import core
@@ -110,6 +110,7 @@ class Call(Generic[Req, Resp]):
         """The call's status is known (``_code`` is set)."""
         self._finished_waiter: asyncio.Future[None] | None = None
         """Created only when someone waits for the status before it is known."""
+        self._done_callbacks: list[Callable[[Call[Req, Resp]], None]] | None = None
         if self._deadline is not None:
             self._timer = self._loop.call_at(self._deadline, self._on_deadline)
 
@@ -234,6 +235,20 @@ class Call(Generic[Req, Resp]):
 
     def done(self) -> bool:
         return self._finished
+
+    def add_done_callback(self, callback: Callable[[Call[Req, Resp]], None]) -> None:
+        """Call ``callback(call)`` once the call's status is known (now, if it is).
+
+        As grpc.aio's: it runs when the status is settled (received, or the
+        call ended on this side: cancelled, deadline, connection lost). A call
+        whose responses are never read to the end, nor cancelled, never ends.
+        """
+        if self._finished:
+            _run_done_callback(callback, self)
+        elif self._done_callbacks is None:
+            self._done_callbacks = [callback]
+        else:
+            self._done_callbacks.append(callback)
 
     def cancel(self) -> bool:
         """Cancel the call (RST_STREAM CANCEL); False if it had already finished."""
@@ -534,6 +549,11 @@ class Call(Generic[Req, Resp]):
             self._timer = None
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
+        callbacks = self._done_callbacks
+        if callbacks is not None:
+            self._done_callbacks = None
+            for callback in callbacks:
+                _run_done_callback(callback, self)
 
     def _fail(self, exc: core.H2Error) -> NoReturn:
         """Turn a core error into the call's status (unless one is known) and raise it."""
@@ -571,6 +591,14 @@ class Call(Generic[Req, Resp]):
     def _abandon(self) -> None:
         """The caller stopped waiting (error or cancellation): leave no stream open."""
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
+
+
+def _run_done_callback(callback: Callable[[Call[Req, Resp]], None], call: Call[Req, Resp]) -> None:
+    """A done callback's failure is logged: it must not change how the call ends."""
+    try:
+        callback(call)
+    except Exception:
+        log.exception("a call's done callback failed")
 
 
 async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterable[Req]) -> None:
