@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from ..http2 import Engine, ErrorCodes
+from . import connection_log
 from .admission import Admission
 from .errors import ConnectionClosedError
 from .lifecycle import StreamLifecycle
@@ -212,6 +213,9 @@ class CloseSequence:
             if not self._client_side and timeout != 0 and machine.state is ConnectionState.OPEN:
                 machine.process(ConnectionInput.ANNOUNCE)
                 self._engine.send_goaway(ErrorCodes.NO_ERROR, MAX_STREAM_ID, debug_data)
+                connection_log.goaway_sent(
+                    self._writer.transport, ErrorCodes.NO_ERROR, MAX_STREAM_ID, debug_data
+                )
                 self._writer.flush()
                 announced = True
             else:
@@ -248,6 +252,7 @@ class CloseSequence:
             raise self.error or ConnectionClosedError("connection is closed")
         self.machine.process(ConnectionInput.SEND_GOAWAY)
         self._engine.send_goaway(error_code, last_stream_id, debug_data)
+        connection_log.goaway_sent(self._writer.transport, error_code, last_stream_id, debug_data)
         self._writer.flush()
         self._admission.wake_all()
 
@@ -284,6 +289,7 @@ class CloseSequence:
         if self.machine.can(ConnectionInput.SEND_GOAWAY):
             self.machine.process(ConnectionInput.SEND_GOAWAY)
             self._engine.send_goaway(error_code, debug_data=debug_data)
+            connection_log.goaway_sent(self._writer.transport, error_code, None, debug_data)
         self.close_transport(
             ConnectionClosedError(message, error_code=error_code, debug_data=debug_data)
         )

@@ -124,7 +124,8 @@ class ServerCall:
             self.deadline = asyncio.get_running_loop().time() + head.timeout
         self.phase = CallPhase.OPEN
         self.code = StatusCode.OK
-        """The status sent when the handler returns normally."""
+        """The status sent when the handler returns normally; once the call is
+        over, the status it ended with (CANCELLED when nothing could be sent)."""
         self.details = ""
         self.trailing_metadata: Metadata | None = None
         self.cancelled = False
@@ -166,10 +167,12 @@ class ServerCall:
             # Cancelled from outside (the server stopping): the client learns
             # by RST_STREAM, and the cancellation goes on.
             self.phase = CallPhase.FINISHED
+            self.code = StatusCode.CANCELLED
             self._stream.reset(ErrorCodes.CANCEL)
             return False
         if isinstance(exc, (asyncio.CancelledError, core.StreamError, core.ConnectionClosedError)):
             self.phase = CallPhase.FINISHED
+            self.code = StatusCode.CANCELLED
             return True  # the client reset the call or went away: nobody left to tell
         if isinstance(exc, Exception):
             log.error("handler for %s failed", self.method.path, exc_info=exc)
@@ -191,12 +194,14 @@ class ServerCall:
             status = Status(code, details, trailing, status_details)
         responding = self.phase is CallPhase.RESPONDING
         self.phase = CallPhase.FINISHED
+        self.code = code
         encode = build_status if responding else trailers_only
         try:
             headers = encode(status)
         except Exception as exc:  # metadata, details or status_details that cannot be sent
             log.error("invalid status from handler of %s: %r", self.method.path, exc)
             headers = encode(Status(StatusCode.INTERNAL, "invalid status from the method handler"))
+            self.code = StatusCode.INTERNAL
         try:
             if responding:
                 await self._stream.send_trailers(headers)
