@@ -43,3 +43,18 @@ def test_the_guide_links_to_pages_that_exist() -> None:
     for page in pages:
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} links to a missing {target}"
+
+
+def test_the_readme_links_to_guide_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme)
+    assert any(target.startswith("docs/") for target in targets)
+    for target in targets:
+        assert (ROOT / target).exists(), f"README.md links to a missing {target}"
+
+
+def test_every_guide_page_is_listed_in_the_index() -> None:
+    index = (DOCS / "index.md").read_text()
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "index.md":
+            assert f"]({page.name})" in index, f"index.md does not list {page.name}"
