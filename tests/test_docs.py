@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
+def _anchors(page: Path) -> set[str]:
+    """The fragment ids GitHub gives a Markdown page's headings (code blocks skipped)."""
+    anchors = set()
+    in_code = False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
 def test_the_docs_script_builds_a_page_per_public_package(tmp_path: Path) -> None:
     out = tmp_path / "api"
     done = subprocess.run(
@@ -41,5 +54,25 @@ def test_the_guide_links_to_pages_that_exist() -> None:
     pages = sorted(DOCS.glob("*.md"))
     assert (DOCS / "index.md") in pages
     for page in pages:
-        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#:]+\.md)(?:#([^)]*))?\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} links to a missing {target}"
+            if anchor:
+                missing = f"{page.name}: no #{anchor} in {target}"
+                assert anchor in _anchors(page.parent / target), missing
+
+
+def test_the_readme_links_to_guide_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#:]+)(?:#([^)]*))?\)", readme)
+    assert any(target.startswith("docs/") for target, _ in links)
+    for target, anchor in links:
+        assert (ROOT / target).exists(), f"README.md links to a missing {target}"
+        if anchor:
+            assert anchor in _anchors(ROOT / target), f"README.md: no #{anchor} in {target}"
+
+
+def test_every_guide_page_is_listed_in_the_index() -> None:
+    index = (DOCS / "index.md").read_text()
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "index.md":
+            assert f"]({page.name})" in index, f"index.md does not list {page.name}"
