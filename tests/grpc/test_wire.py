@@ -564,3 +564,41 @@ def _answer(peer: h2.connection.H2Connection, stream_id: int, text: str, pb2: Mo
     peer.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
     peer.send_data(stream_id, encode_frame(pb2.EchoResponse(message=text).SerializeToString()))
     peer.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
+
+
+async def test_timeout_none_opts_a_nested_call_out_of_the_inherited_deadline(
+    echo_modules: tuple[ModuleType, ModuleType],
+) -> None:
+    """``timeout=None`` given explicitly: the nested call has no deadline at all,
+    while the default (no ``timeout=``) inherits the served call's."""
+    pb2, _ = echo_modules
+    echo_method = methods(pb2)["Unary"]
+    remaining: dict[str, float | None] = {}
+
+    async def record(request: Any, context: rpc.ServerContext) -> Any:
+        remaining[request.message] = context.time_remaining()
+        return pb2.EchoResponse(message=request.message)
+
+    backend_server = rpc.Server()
+    backend_server.add_method(echo_method, record)
+    await backend_server.start()
+    backend = rpc.Channel(f"127.0.0.1:{backend_server.port}")
+
+    async def relay(request: Any, context: rpc.ServerContext) -> Any:
+        nested = backend.unary_unary(echo_method)
+        await nested(pb2.EchoRequest(message="inherited"))
+        await nested(pb2.EchoRequest(message="opted-out"), timeout=None)
+        return pb2.EchoResponse(message=request.message)
+
+    front = rpc.Server()
+    front.add_method(echo_method, relay)
+    await front.start()
+    async with rpc.Channel(f"127.0.0.1:{front.port}") as channel:
+        reply = await channel.unary_unary(echo_method)(pb2.EchoRequest(message="x"), timeout=20)
+    assert reply.message == "x"
+    inherited = remaining["inherited"]
+    assert inherited is not None and 10 < inherited <= 20
+    assert remaining["opted-out"] is None
+    await backend.close()
+    await front.stop()
+    await backend_server.stop()
