@@ -279,7 +279,8 @@ class Call(Generic[Req, Resp]):
         attempts = self._attempts
         if attempts.moving is not None:
             await attempts.wait_moved()
-        attempts.record(data, end_stream)
+        if attempts.replay is not None:
+            attempts.record(data, end_stream)
         stream = attempts.stream
         assert stream is not None
         try:

@@ -51,12 +51,12 @@ class StreamAttempts:
         "_deadline",
         "_opened",
         "_opening",
-        "_replay",
         "_replay_end",
         "_retried",
         "_status",
         "_wait_for_ready",
         "moving",
+        "replay",
         "stream",
     )
 
@@ -78,8 +78,9 @@ class StreamAttempts:
         """An operation is opening the stream; others wait on ``_opened``."""
         self._opened: asyncio.Future[None] | None = None
         """Made only when a second operation has to wait for the stream."""
-        self._replay: list[Buffer] | None = []
-        """Framed messages sent so far (at most one); None once replay is impossible."""
+        self.replay: list[Buffer] | None = []
+        """Framed messages sent so far (at most one); None once replay is impossible.
+        Public so that the call skips :meth:`record` for every later message."""
         self._replay_end = False
         self._retried = False
         self.moving: asyncio.Future[None] | None = None
@@ -183,11 +184,11 @@ class StreamAttempts:
 
     def record(self, data: bytes | list[Buffer], end_stream: bool) -> None:
         """``data`` is being sent on the call's stream: keep it while it could be replayed."""
-        replay = self._replay
+        replay = self.replay
         if replay is None:
             return
         if data and replay:
-            self._replay = None  # a second message: the call can no longer be replayed
+            self.replay = None  # a second message: the call can no longer be replayed
             return
         if isinstance(data, list):
             replay.extend(data)
@@ -197,7 +198,7 @@ class StreamAttempts:
 
     def server_answered(self) -> None:
         """The server has the call (its response headers came): never replayed now."""
-        self._replay = None
+        self.replay = None
 
     # --- moving ------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class StreamAttempts:
         which failed with ``exc``, and the call can be replayed: the first failure,
         no response from the server, and nothing sent but the headers and at most
         the first message."""
-        if self._retried or self._replay is None or stream.headers is not None:
+        if self._retried or self.replay is None or stream.headers is not None:
             return False
         if isinstance(exc, core.StreamResetError):
             return exc.remote and exc.error_code == ErrorCodes.REFUSED_STREAM
@@ -268,7 +269,7 @@ class StreamAttempts:
         self.moving = moving = asyncio.get_running_loop().create_future()
         try:
             stream = await self.open(headers)
-            data = b"".join(self._replay or ())
+            data = b"".join(self.replay or ())
             if data or self._replay_end:
                 try:
                     await stream.send_data(data, end_stream=self._replay_end)

@@ -72,10 +72,24 @@ class Reader:
     def _process(self, data: bytes) -> bool:
         """Feed the engine, dispatch the new requests, write what follows, once.
 
-        True when the engine stopped with frames left to process.
+        True when the engine stopped with frames left to process. (One method,
+        not a feed step and a dispatch step: it runs for every read.)
         """
-        more = self._feed(data)
-        if more is None:
+        try:
+            more = self._engine.receive(data)
+        except ProtocolError as exc:
+            log.debug("HTTP/2 protocol error from peer: %s", exc)
+            self._closing.close_transport(
+                ConnectionClosedError(f"HTTP/2 protocol error: {exc}", error_code=exc.error_code)
+            )
+            return False
+        except Exception as exc:
+            # A bug of ours must not leave the connection half-processed: tell
+            # the peer and close, waking every waiter.
+            log.exception("error while handling received HTTP/2 frames; closing the connection")
+            with contextlib.suppress(Exception):
+                self._engine.send_goaway(ErrorCodes.INTERNAL_ERROR)
+            self._closing.close_transport(ConnectionClosedError(f"internal error: {exc!r}"))
             return False
         self._admission.dispatch()
         sender = self._sender
@@ -84,21 +98,3 @@ class Reader:
         else:
             self._writer.flush()
         return more
-
-    def _feed(self, data: bytes) -> bool | None:
-        """The engine's answer (more frames left?), or None when the connection is ending."""
-        try:
-            return self._engine.receive(data)
-        except ProtocolError as exc:
-            log.debug("HTTP/2 protocol error from peer: %s", exc)
-            self._closing.close_transport(
-                ConnectionClosedError(f"HTTP/2 protocol error: {exc}", error_code=exc.error_code)
-            )
-        except Exception as exc:
-            # A bug of ours must not leave the connection half-processed: tell
-            # the peer and close, waking every waiter.
-            log.exception("error while handling received HTTP/2 frames; closing the connection")
-            with contextlib.suppress(Exception):
-                self._engine.send_goaway(ErrorCodes.INTERNAL_ERROR)
-            self._closing.close_transport(ConnectionClosedError(f"internal error: {exc!r}"))
-        return None

@@ -79,15 +79,13 @@ class Writer:
             self._handle = None
         self._batching = False
         self._ends_unflushed = 0
-        engine = self._engine
-        separate = self._joins_lines and engine.pending_output >= SEPARATE_WRITES_THRESHOLD
-        output = engine.data_to_send()
+        output = self._engine.data_to_send()
         transport = self.transport
         if not output or transport is None or transport.is_closing():
             return
         if len(output) == 1:
             transport.write(output[0])
-        elif separate:
+        elif self._joins_lines and sum(map(len, output)) >= SEPARATE_WRITES_THRESHOLD:
             write = transport.write
             for buffer in output:
                 write(buffer)
@@ -101,11 +99,8 @@ class Writer:
     def schedule(self) -> None:
         """Write what is pending at the end of this event-loop iteration."""
         if self._handle is None and self._engine.pending_output:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._handle = self._loop.call_soon(self._end_of_turn)
-        self._batching = True
+            self._handle = self._loop.call_soon(self._end_of_turn)
+            self._batching = True
 
     def _end_of_turn(self) -> None:
         self._handle = None
@@ -117,7 +112,9 @@ class Writer:
         if pending >= FLUSH_THRESHOLD:
             self.flush()
         elif pending and self._handle is None:
-            self._schedule()
+            # As ``schedule``, inlined: this runs for every message sent.
+            self._handle = self._loop.call_soon(self._end_of_turn)
+            self._batching = True
 
     def stream_ended(self) -> None:
         """Our side of a stream ended: its last frames go out now, a few ends at a time.
