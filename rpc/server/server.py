@@ -168,8 +168,14 @@ class Server:
         port: int = 0,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> int:
-        """Listen on ``host:port`` (port 0: any free port); returns the port."""
+        """Listen on ``host:port`` (port 0: any free port); returns the port.
+
+        ``reuse_port`` sets SO_REUSEPORT so that several worker processes can
+        each bind their own socket on one port and the kernel spreads new
+        connections among them (raises ValueError where the platform lacks it).
+        """
         if self._server is not None:
             raise RuntimeError("the server is already started")
         self._server = await core.start_server(
@@ -182,6 +188,7 @@ class Server:
             lifetime=self.lifetime,
             ssl=ssl,
             engine=self.engine,
+            reuse_port=reuse_port or None,
         )
         return self.port
 
