@@ -5,9 +5,13 @@ connections to the upstream (``keepalive``), so what passes here is what a
 deployment behind nginx sees. The interop servers run as separate processes;
 both interop clients (ours and grpcio's) run every interop case through nginx,
 which covers the four call kinds, status codes and messages (special characters
-included), request/response/trailing metadata, deadlines and cancellation.
-Skips, saying why, only when nginx is not installed (``scripts/test.sh``
-installs it; see ``ensure_nginx`` in ``scripts/env.sh``).
+included), request/response/trailing metadata, deadlines and cancellation. Then
+two in-process servers, so that what only a server sees can be checked too:
+which upstream got each call, the deadline it arrived with, that its handler was
+cancelled; with an h2rpc client and a grpcio client. nginx is always stopped by
+``running_nginx`` (terminate, then kill) however the test ends. Skips, saying
+why, only when nginx is not installed (``scripts/test.sh`` installs it; see
+``ensure_nginx`` in ``scripts/env.sh``).
 """
 
 from __future__ import annotations
