@@ -114,6 +114,14 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+ensure_nginx() {
+    # tests/interop/test_nginx.py: nginx as a gRPC proxy (grpc_pass) in front of h2rpc.
+    command -v nginx >/dev/null && return 0
+    [ -x /usr/sbin/nginx ] && return 0
+    echo "== installing nginx (Debian package)"
+    apt_install nginx
+}
+
 ensure_curl() {
     # tests/interop/test_curl.py: curl built with nghttp2 (Debian's is).
     command -v curl >/dev/null && return 0

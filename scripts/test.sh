@@ -8,6 +8,7 @@ ensure_venv
 ensure_extra_venvs
 ensure_nghttp2_tools
 ensure_curl
+ensure_nginx
 ensure_grpc_js
 cd "$ROOT"
 python="$VENV/bin/python"
