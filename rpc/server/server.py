@@ -100,6 +100,8 @@ class Server:
         )
         """Runs the interceptors at the handler lookup; None (nothing to run) without them."""
         self._server: asyncio.Server | None = None
+        self._socket_file: core.unix.SocketFile | None = None
+        """The unix socket file :meth:`start` created, removed by :meth:`stop`."""
         self._connections: set[core.Connection] = set()
         self._calls: set[asyncio.Task[Any]] = set()
         self._services: list[Any] = []
@@ -150,7 +152,10 @@ class Server:
     def port(self) -> int:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
+        name = self._server.sockets[0].getsockname()
+        if not isinstance(name, tuple):
+            raise RuntimeError("the server listens on a unix socket: it has no port")
+        port: int = name[1]
         return port
 
     async def start(
@@ -159,14 +164,25 @@ class Server:
         port: int = 0,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        unix: str | None = None,
     ) -> int:
-        """Listen on ``host:port`` (port 0: any free port); returns the port."""
+        """Listen on ``host:port`` (port 0: any free port); returns the port.
+
+        ``unix`` listens on that Unix socket path instead (returns 0), which
+        clients reach as ``Channel("unix:/path")``; ``@name`` is a Linux
+        abstract socket (``Channel("unix-abstract:name")``). A socket file
+        left by a dead server is replaced, anything else at that path is an
+        error; :meth:`stop` removes the file. TLS (``ssl``) works there too.
+        """
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        if unix is not None:
+            host, port = None, 0
         self._server = await core.start_server(
             self._on_connected,
             host,
             port,
+            unix=unix,
             concurrency=self.max_concurrent_streams,
             keepalive=self.keepalive,
             ping_policy=self.ping_policy,
@@ -174,6 +190,9 @@ class Server:
             ssl=ssl,
             engine=self.engine,
         )
+        if unix is not None:
+            self._socket_file = core.unix.SocketFile.of(self._server.sockets[0])
+            return 0
         return self.port
 
     def connection_factory(self) -> core.ConnectionFactory:
@@ -210,6 +229,9 @@ class Server:
                 enter_graceful_shutdown()
         if self._server is not None:
             self._server.close()
+        if self._socket_file is not None:  # no new connections: free the path at once
+            self._socket_file.remove()
+            self._socket_file = None
         closing = [conn.close_connection(timeout=grace or 0) for conn in list(self._connections)]
         await asyncio.gather(*closing, return_exceptions=True)
         for task in list(self._calls):
@@ -226,14 +248,16 @@ class Server:
         *,
         grace: float | None = 5.0,
         ssl: ssl_module.SSLContext | None = None,
+        unix: str | None = None,
     ) -> None:
         """Start, print ``ready <port>``, serve until SIGINT or SIGTERM, then stop(grace).
 
         What a server program's main needs; the ``ready`` line lets scripts and
-        tests that start it on port 0 learn the port.
+        tests that start it on port 0 learn the port (``ready unix:<path>``
+        for a ``unix`` socket).
         """
-        bound = await self.start(host, port, ssl=ssl)
-        print(f"ready {bound}", flush=True)
+        bound = await self.start(host, port, ssl=ssl, unix=unix)
+        print(f"ready unix:{unix}" if unix is not None else f"ready {bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
