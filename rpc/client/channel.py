@@ -44,6 +44,22 @@ USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
 log = logging.getLogger(__name__)
 
+_REFUSED_AFTER_TLS = (
+    "{} right after the TLS handshake: the server may require a client certificate"
+    " or have refused this one (mutual TLS: see rpc.ssl_channel_context)"
+)
+"""With TLS 1.3 the client's handshake ends before the server checks the client
+certificate; a refusal then shows as a bare close (asyncio drops the alert)."""
+
+
+def _lost_without_reason(exc: BaseException) -> bool:
+    """The transport closed under the connection, with no GOAWAY and no error of ours."""
+    return (
+        isinstance(exc, core.ConnectionClosedError)
+        and not exc.remote
+        and str(exc).startswith("connection lost")
+    )
+
 
 class Channel:
     """A connection to one gRPC server, opened lazily and shared by concurrent calls.
@@ -262,9 +278,11 @@ class Channel:
             # The server's first frame must be its SETTINGS, so the ack of a PING
             # means they have arrived (the core has no event for that alone).
             await conn.wait_functional()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await conn.close_connection(timeout=0)
+            if self._ssl and _lost_without_reason(exc):
+                raise core.ConnectionClosedError(_REFUSED_AFTER_TLS.format(exc)) from exc
             raise
         return conn
 
