@@ -19,21 +19,65 @@ pick_python() {
     return 1
 }
 
-ensure_venv() {
-    if [ ! -x "$VENV/bin/python" ]; then
-        echo "== creating virtual environment in .venv"
-        "$(pick_python)" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install -q --upgrade pip
+# The oldest and the newest Python h2rpc supports (pyproject.toml's classifiers):
+# the test command prepares a virtual environment for each when that Python is
+# on the machine (on PATH as pythonX.Y, or installed by pyenv), and CI runs a
+# quick part of the suite on them (QUICK_TESTS).
+EXTRA_PYTHON_VERSIONS=(3.10 3.13)
+QUICK_TESTS=(tests/protocol tests/http2 tests/grpc tests/test_tcp_proxy.py tests/test_docs.py)
+
+# The interpreter of Python X.Y: pythonX.Y if it runs, else pyenv's newest X.Y.*.
+find_python_version() {
+    local version=$1 candidate
+    if command -v "python$version" >/dev/null 2>&1 &&
+        "python$version" -c "import sys; sys.exit(f'{sys.version_info[0]}.{sys.version_info[1]}' != '$version')" 2>/dev/null; then
+        command -v "python$version"
+        return 0
     fi
-    # Reinstall only when the project's metadata changed.
-    local stamp="$VENV/.h2rpc-installed"
+    local pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+    candidate=$(find "$pyenv_root/versions" -maxdepth 1 -name "$version.*" 2>/dev/null |
+        grep -E "/$version\.[0-9]+$" | sort -V | tail -n 1)
+    if [ -n "$candidate" ] && [ -x "$candidate/bin/python" ]; then
+        echo "$candidate/bin/python"
+        return 0
+    fi
+    return 1
+}
+
+# make_venv DIR PYTHON: a virtual environment with h2rpc (editable) and its test,
+# benchmark and docs dependencies; reinstalled only when pyproject.toml changed.
+make_venv() {
+    local venv=$1 python=$2
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "== creating virtual environment in ${venv#"$ROOT"/}"
+        "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --upgrade pip
+    fi
+    local stamp="$venv/.h2rpc-installed"
     local want
     want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        echo "== installing h2rpc and its test and benchmark dependencies into .venv"
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench]"
+        echo "== installing h2rpc and its test, benchmark and docs dependencies into ${venv#"$ROOT"/}"
+        "$venv/bin/python" -m pip install -q -e "$ROOT[test,bench,docs]"
         echo "$want" >"$stamp"
     fi
+}
+
+ensure_venv() {
+    make_venv "$VENV" "$(pick_python)"
+}
+
+# .venv-X.Y for each of EXTRA_PYTHON_VERSIONS whose Python is on the machine
+# (a warning for the others: the default .venv is all the tests need).
+ensure_extra_venvs() {
+    local version python
+    for version in "${EXTRA_PYTHON_VERSIONS[@]}"; do
+        if python=$(find_python_version "$version"); then
+            make_venv "$ROOT/.venv-$version" "$python"
+        else
+            echo "warning: no Python $version here (pythonX.Y or pyenv); skipping .venv-$version" >&2
+        fi
+    done
 }
 
 ensure_nghttp2_tools() {

@@ -6,6 +6,10 @@ is in flight is not limited by the proxy). ``black_hole()`` keeps every
 connection open but silently drops what either side sends: the peer looks
 alive to TCP yet answers nothing, which is what a keepalive must detect.
 ``cut()`` closes every relayed connection at once.
+
+``close()`` returns only once every accepted connection is gone, both legs:
+since Python 3.12 ``asyncio.Server.wait_closed()`` waits for the connections
+it accepted, so one left open hangs it (and the test with it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.delay = delay
         self.black_holed = False
+        self.closed = False
         self.connections = 0
         """Connections accepted so far."""
         self._server: asyncio.Server | None = None
@@ -44,6 +49,7 @@ class TcpProxy:
         self._writers.clear()
 
     async def close(self) -> None:
+        self.closed = True
         if self._server is not None:
             self._server.close()
         self.cut()
@@ -61,12 +67,21 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        # Tracked before connecting upstream, so that a close() meanwhile cuts it.
+        self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            self._writers.discard(writer)
             return
-        self._writers.update((writer, up_writer))
+        if self.closed:
+            # close() ran while we connected: nothing relays any more.
+            for leg in (writer, up_writer):
+                leg.transport.abort()
+                self._writers.discard(leg)
+            return
+        self._writers.add(up_writer)
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._relay(source, sink))
             self._tasks.add(task)

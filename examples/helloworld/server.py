@@ -41,6 +41,11 @@ class Greeter(helloworld_rpc.GreeterServicer):
             yield helloworld_pb2.HelloReply(message=f"Hello, {part}!")
 
 
+def announce(port: int) -> None:
+    """Tell whoever started us on port 0 where we listen."""
+    print(f"ready {port}", flush=True)
+
+
 async def serve(host: str, port: int) -> None:
     health = HealthServicer()  # "" (the whole server) is SERVING from the start
     health.set("helloworld.Greeter", SERVING)
@@ -52,7 +57,7 @@ async def serve(host: str, port: int) -> None:
         ping_policy=rpc.PingPolicy(min_interval_without_data=10, permit_without_calls=True),
     )
     # On SIGTERM/SIGINT: health NOT_SERVING, two-step GOAWAY, 5 s for calls in flight.
-    await server.serve_until_signal(host, port, grace=5)
+    await server.serve_until_signal(host, port, grace=5, on_ready=announce)
 
 
 def main() -> None:

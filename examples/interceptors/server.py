@@ -90,10 +90,15 @@ class Greeter(helloworld_rpc.GreeterServicer):
             yield helloworld_pb2.HelloReply(message=f"Hello, {part}!")
 
 
+def announce(port: int) -> None:
+    """Tell whoever started us on port 0 where we listen."""
+    print(f"ready {port}", flush=True)
+
+
 async def serve(host: str, port: int, token: str) -> None:
     # The first interceptor is the outermost: the token check runs before the timing.
     server = rpc.Server([Greeter()], interceptors=[BearerTokenCheck(token), Timing()])
-    await server.serve_until_signal(host, port, grace=5)
+    await server.serve_until_signal(host, port, grace=5, on_ready=announce)
 
 
 def main() -> None:

@@ -125,8 +125,15 @@ class TestService(test_rpc.TestServiceServicer):
             await self._respond(message, context)
 
 
+def announce(port: int) -> None:
+    """Tell whoever started us on port 0 where we listen."""
+    print(f"ready {port}", flush=True)
+
+
 async def serve(port: int, tls: ssl.SSLContext | None) -> None:
-    await rpc.Server([TestService()]).serve_until_signal("127.0.0.1", port, ssl=tls, grace=1)
+    await rpc.Server([TestService()]).serve_until_signal(
+        "127.0.0.1", port, ssl=tls, grace=1, on_ready=announce
+    )
 
 
 def main() -> None:

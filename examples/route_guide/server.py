@@ -106,8 +106,15 @@ class RouteGuide(route_guide_rpc.RouteGuideServicer):
             self.notes[key].append(note)
 
 
+def announce(port: int) -> None:
+    """Tell whoever started us on port 0 where we listen."""
+    print(f"ready {port}", flush=True)
+
+
 async def serve(host: str, port: int) -> None:
-    await rpc.Server([RouteGuide(load_features())]).serve_until_signal(host, port, grace=5)
+    await rpc.Server([RouteGuide(load_features())]).serve_until_signal(
+        host, port, grace=5, on_ready=announce
+    )
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ and no future or event unless a second operation has to wait for another.
 The deadline is one timer that resets the stream, which wakes whatever the
 call is waiting for; the stream reset then reads as DEADLINE_EXCEEDED.
 Getting a stream (and a new one when the server refused the call) is
-:mod:`.retry`'s job.
+:mod:`.retry`'s job; recording the outcome, :mod:`.call_status`'s.
 
 The status (``code()``, ``details()``, ``trailing_metadata()``) is fetched
 when asked for, without iterating the call: asking opens the call if need
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Generator, Iterable
+from collections.abc import AsyncIterable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
 
 from .. import core
@@ -35,7 +35,8 @@ from ..protocol import compression as codecs
 from ..protocol import wire
 from ..protocol.framing import Buffer
 from ..protocol.metadata import Metadata, MetadataLike, encode_metadata
-from ..protocol.status import RpcError, StatusCode, status_from_rst
+from ..protocol.status import RpcError, StatusCode
+from .call_status import CallStatus
 from .retry import StreamAttempts, consume_exception
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ class Call(Generic[Req, Resp]):
 
     Async-iterable over the responses; awaitable for the single response of
     a client-streaming call. Failures raise :class:`RpcError`.
+
+    The call owns its messages: framing the requests, reading the response
+    headers once for all its operations, and the responses. Its stream (and
+    a transparent retry) belongs to :class:`.retry.StreamAttempts`, its
+    outcome to :class:`.call_status.CallStatus`.
     """
 
     def __init__(
@@ -74,18 +80,15 @@ class Call(Generic[Req, Resp]):
         )
         # Encoded now, so that invalid metadata raises before anything is sent.
         self._metadata_headers = encode_metadata(self._metadata)
-        self._stream: core.Stream | None = None
-        """The call's HTTP/2 stream (a new one after a transparent retry)."""
+        self._status = status = CallStatus()
         self._attempts = StreamAttempts(
             channel,
-            channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
-            self._deadline,
+            status,
+            wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
+            deadline=self._deadline,
         )
-        self._opening = False
-        """The first operation is opening the stream; others wait on ``_opened``."""
-        self._opened: asyncio.Future[None] | None = None
-        """Created only when a second operation has to wait for the stream."""
         self._first_request: tuple[Req] | None = None
+        """Sent (ending the requests) by whichever operation opens the stream."""
         self._receiving_headers = False
         """An operation is receiving the response headers; others wait on ``_headers_taken``."""
         self._headers_taken: asyncio.Future[None] | None = None
@@ -94,24 +97,31 @@ class Call(Generic[Req, Resp]):
         """The status was taken from the trailers before the reader reached the end:
         the responses received before it are still read first."""
         self._initial_metadata: Metadata | None = None
-        self._trailing_metadata: Metadata | None = None
-        self._error: RpcError | None = None
-        """The call's failure, once known; every later operation raises it."""
-        self._code: StatusCode | None = None
-        self._details = ""
-        self._status_details: bytes | None = None
-        """The raw ``grpc-status-details-bin`` received, whatever the code (see rpc.status)."""
-        self._timer: asyncio.TimerHandle | None = None
-        self._sender: asyncio.Task[None] | None = None
         self._done_writing = False
         self._peer_stopped_reading = False
         """The server answered and sent RST_STREAM(NO_ERROR): further requests are dropped."""
-        self._finished = False
-        """The call's status is known (``_code`` is set)."""
-        self._finished_waiter: asyncio.Future[None] | None = None
-        """Created only when someone waits for the status before it is known."""
         if self._deadline is not None:
-            self._timer = self._loop.call_at(self._deadline, self._on_deadline)
+            status.timer = self._loop.call_at(self._deadline, self._on_deadline)
+
+    # --- for the callables and interceptors that make calls ----------------------------
+
+    def unary(self, request: Req) -> Coroutine[Any, Any, Resp]:
+        """Send ``request`` as the only one and read the one response: the whole
+        unary-unary call, in the awaiting task (package-internal)."""
+        self._first_request = (request,)
+        return self._read_single_response()
+
+    def start_with(self, request: Req) -> None:
+        """Make ``request`` the call's only one: it goes out, ending the requests, as
+        soon as the first operation opens the stream (package-internal)."""
+        self._first_request = (request,)
+
+    def send_all(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
+        """Send what ``requests`` yields from a task of the call's, then end the
+        requests (package-internal; the task ends with the call)."""
+        sender = asyncio.ensure_future(_send_all(self, requests))
+        sender.add_done_callback(consume_exception)
+        self._status.sender = sender
 
     # --- public API --------------------------------------------------------------
 
@@ -122,9 +132,10 @@ class Call(Generic[Req, Resp]):
         """
         if self._done_writing:
             raise RuntimeError("done_writing() was already called")
-        if self._finished:
-            if self._error is not None:
-                raise self._error
+        status = self._status
+        if status.finished:
+            if status.error is not None:
+                raise status.error
             return  # the call ended OK: the server wants no more requests
         try:
             await self._start()
@@ -135,7 +146,7 @@ class Call(Generic[Req, Resp]):
 
     async def done_writing(self) -> None:
         """Tell the server that all requests have been sent."""
-        if self._done_writing or self._finished or self._peer_stopped_reading:
+        if self._done_writing or self._status.finished or self._peer_stopped_reading:
             self._done_writing = True
             return
         await self._start()
@@ -150,42 +161,6 @@ class Call(Generic[Req, Resp]):
             self._abandon()  # the reader gave up: so does the call, as in grpc.aio
             raise
 
-    async def _read(self) -> Resp | None:
-        if self._stream is None:
-            await self._start()
-        if self._reader is None:
-            await self._take_headers()
-        if self._finished and not self._status_before_end:
-            if self._error is not None:
-                raise self._error
-            return None
-        assert self._reader is not None
-        try:
-            message = await self._reader.read_message(self._parse_response)
-        except core.H2Error as exc:
-            self._fail(exc)
-        except _ParseError as exc:
-            self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
-        except RpcError as exc:
-            self._abort(exc)
-        if message is END:
-            if self._status_before_end:
-                self._status_before_end = False
-                if self._error is not None:
-                    raise self._error
-                return None
-            await self._finish()
-            return None
-        return message
-
-    def _parse_response(self, payload: Buffer) -> Resp:
-        try:
-            # A bytearray or memoryview, not always bytes: deserializers take
-            # any bytes-like object (protobuf's do).
-            return self._method.response_deserializer(cast(bytes, payload))
-        except Exception as exc:
-            raise _ParseError(str(exc)) from None
-
     def __aiter__(self) -> Call[Req, Resp]:
         return self
 
@@ -196,7 +171,7 @@ class Call(Generic[Req, Resp]):
         return response
 
     def __await__(self) -> Generator[Any, None, Resp]:
-        """The single response of a client-streaming call."""
+        """The single response of a unary-response call."""
         if self._method.kind.server_streaming:
             raise TypeError("await works for unary-response calls; iterate this one")
         return self._read_single_response().__await__()
@@ -210,98 +185,47 @@ class Call(Generic[Req, Resp]):
             if self._initial_metadata is None:
                 raise  # the call failed before the server answered
         if self._initial_metadata is None:
-            assert self._error is not None
-            raise self._error
+            assert self._status.error is not None
+            raise self._status.error
         return self._initial_metadata
 
     async def trailing_metadata(self) -> Metadata:
         await self._wait_status()
-        return self._trailing_metadata or Metadata()
+        return self._status.trailing_metadata or Metadata()
 
     async def code(self) -> StatusCode:
         await self._wait_status()
-        assert self._code is not None
-        return self._code
+        assert self._status.code is not None
+        return self._status.code
 
     async def details(self) -> str:
         await self._wait_status()
-        return self._details
+        return self._status.details
 
     async def status_details(self) -> bytes | None:
         """The raw ``grpc-status-details-bin`` (a ``google.rpc.Status``; see :mod:`rpc.status`)."""
-        await self._wait_finished()
-        return self._status_details
+        await self._status.wait()
+        return self._status.status_details
 
     def done(self) -> bool:
-        return self._finished
+        return self._status.finished
 
     def cancel(self) -> bool:
         """Cancel the call (RST_STREAM CANCEL); False if it had already finished."""
-        if self._finished:
+        if self._status.finished:
             return False
         self._end_locally(RpcError(StatusCode.CANCELLED, "cancelled by the client"))
         return True
 
-    # --- starting --------------------------------------------------------------------
+    # --- sending -----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        """Open the stream, once; concurrent callers wait for the first one.
-
-        A unary call enters here once and then finds its stream: no future
-        or event is made unless a second operation really has to wait.
-        """
-        if self._stream is not None:
-            return
-        if self._error is not None:
-            raise self._error
-        if self._opening:
-            if self._opened is None:
-                self._opened = self._loop.create_future()
-            await asyncio.shield(self._opened)
-            if self._error is not None:
-                raise self._error
-            return
-        self._opening = True
-        try:
-            await self._open_stream(replacing=False)
-        except BaseException as exc:
-            error = self._failed_opening(exc)
-            self._opening_ended()
-            if isinstance(exc, RpcError):
-                raise error from None
-            raise
-        self._opening_ended()
-        if self._first_request is not None:
-            (request,) = self._first_request
-            self._first_request = None
-            await self._send(request, end_stream=True)
-
-    def _opening_ended(self) -> None:
-        self._opening = False
-        if self._opened is not None:
-            self._opened.set_result(None)
-
-    async def _open_stream(self, *, replacing: bool) -> None:
-        """Give the call its stream, or (``replacing``) a new one with the replayed requests."""
-        attempts = self._attempts
-        if replacing:
-            stream = await attempts.move(self._headers, self._wait_finished)
-        else:
-            stream = await attempts.open(self._headers, self._wait_finished)
-        if self._error is not None:  # cancelled or timed out meanwhile
-            stream.reset(ErrorCodes.CANCEL)
-            raise self._error
-        self._stream = stream
-
-    def _failed_opening(self, exc: BaseException) -> RpcError:
-        """Opening a stream ended with ``exc``: that (or what ended the call first)
-        is the call's status."""
-        if isinstance(exc, RpcError):
-            error = self._error or exc
-        else:
-            error = self._error or RpcError(StatusCode.CANCELLED, "the call was cancelled")
-        self._set_error(error)
-        return error
+        """Open the stream once (see StreamAttempts.start); the opener sends the first request."""
+        if self._attempts.stream is None:
+            first, self._first_request = self._first_request, None
+            await self._attempts.start(self._headers)
+            if first is not None:
+                await self._send(first[0], end_stream=True)
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         return wire.build_request(
@@ -311,8 +235,6 @@ class Call(Generic[Req, Resp]):
             encoding=self._compression,
             metadata=self._metadata_headers,
         )
-
-    # --- sending -----------------------------------------------------------------------
 
     async def _send(self, request: Req, *, end_stream: bool, compress: bool = True) -> None:
         if self._peer_stopped_reading:
@@ -337,10 +259,10 @@ class Call(Generic[Req, Resp]):
     async def _send_frame(self, data: bytes | list[Buffer], *, end_stream: bool) -> None:
         """Send on the call's stream, keeping first what a transparent retry would replay."""
         attempts = self._attempts
-        if attempts.moving:
-            await self._await_moved()
+        if attempts.moving is not None:
+            await attempts.wait_moved()
         attempts.record(data, end_stream)
-        stream = self._stream
+        stream = attempts.stream
         assert stream is not None
         try:
             await stream.send_data(data, end_stream=end_stream)
@@ -355,217 +277,183 @@ class Call(Generic[Req, Resp]):
                 self._peer_stopped_reading = True
                 return
             # Either this data was replayed on a new stream, or this raises.
-            await self._recover(exc, stream)
-
-    def _send_requests(self, requests: Iterable[Req] | AsyncIterable[Req]) -> None:
-        self._sender = asyncio.ensure_future(_send_all(self, requests))
-        self._sender.add_done_callback(consume_exception)
-
-    # --- transparent retry ---------------------------------------------------------------
-
-    async def _recover(self, exc: core.H2Error, stream: core.Stream) -> None:
-        """``stream`` of the call failed with ``exc``.
-
-        Returns if the call goes on on a new stream (what had been sent is
-        replayed there, so the caller only has to redo a receive); raises the
-        call's status otherwise.
-        """
-        attempts = self._attempts
-        if attempts.moving or stream is not self._stream:
-            await self._await_moved()  # another operation of this call moved it
-            return
-        if self._finished or not attempts.can_retry(exc, stream):
-            self._fail(exc)
-        try:
-            await self._open_stream(replacing=True)
-        except core.H2Error as error:
-            self._fail(error)
-        except BaseException as error:
-            failure = self._failed_opening(error)
-            if isinstance(error, RpcError):
-                raise failure from None
-            raise
-
-    async def _await_moved(self) -> None:
-        await self._attempts.wait_moved()
-        if self._error is not None:
-            raise self._error
+            await attempts.recover(exc, stream, self._headers)
 
     # --- receiving ---------------------------------------------------------------------
+
+    async def _read(self) -> Resp | None:
+        if self._attempts.stream is None:
+            await self._start()
+        status = self._status
+        if self._reader is None and not status.finished:
+            if self._receiving_headers:
+                await self._take_headers()
+            else:
+                await self._receive_headers()  # nobody else is: no need to coordinate
+        if status.finished and not self._status_before_end:
+            if status.error is not None:
+                raise status.error
+            return None
+        assert self._reader is not None
+        try:
+            message = await self._reader.read_message(self._parse_response)
+        except core.H2Error as exc:
+            self._attempts.give_up(exc)
+        except _ParseError as exc:
+            self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
+        except RpcError as exc:
+            self._abort(exc)
+        if message is END:
+            if self._status_before_end:
+                self._status_before_end = False
+                if status.error is not None:
+                    raise status.error
+                return None
+            await self._finish()
+            return None
+        return message
+
+    def _parse_response(self, payload: Buffer) -> Resp:
+        try:
+            # A bytearray or memoryview, not always bytes: deserializers take
+            # any bytes-like object (protobuf's do).
+            return self._method.response_deserializer(cast(bytes, payload))
+        except Exception as exc:
+            raise _ParseError(str(exc)) from None
+
+    async def _read_single_response(self) -> Resp:
+        """Read the one response and the end; a call given up on (error, cancellation)
+        leaves no stream open."""
+        try:
+            response = await self._read()
+            if response is None:
+                error = RpcError(StatusCode.UNIMPLEMENTED, "the server sent no response message")
+                self._status.overrule(error)
+                raise error
+            if await self._read() is not None:
+                self._abort(RpcError(StatusCode.UNIMPLEMENTED, "the server sent several responses"))
+        except BaseException:
+            self._abandon()
+            raise
+        return response
 
     async def _take_headers(self) -> None:
         """Receive the response headers, once: an operation finding another one at it
         waits for that one (one reader per stream)."""
-        while self._reader is None and not self._finished:
+        while self._reader is None and not self._status.finished:
             if not self._receiving_headers:
-                self._receiving_headers = True
-                try:
-                    await self._receive_headers()
-                    self._attempts.server_answered()
-                finally:
-                    self._receiving_headers = False
-                    taken, self._headers_taken = self._headers_taken, None
-                    if taken is not None:
-                        taken.set_result(None)
+                await self._receive_headers()
                 return
             if self._headers_taken is None:
                 self._headers_taken = self._loop.create_future()
             await asyncio.shield(self._headers_taken)
 
     async def _receive_headers(self) -> None:
-        while True:
-            stream = self._stream
-            assert stream is not None
-            try:
-                headers = await stream.recv_headers()
-                break
-            except core.H2Error as exc:
-                await self._recover(exc, stream)  # raises unless moved to a new stream
-        answer = wire.parse_response(headers)
-        head = answer if isinstance(answer, wire.ResponseHead) else None
-        self._reader = MessageReader(
-            stream,
-            encoding=None if head is None else head.encoding,
-            max_length=self._channel.max_receive_message_length,
-            parse_copies=self._method.deserializers_copy,
-        )
-        if head is not None:
-            self._initial_metadata = head.metadata
-            return
-        assert isinstance(answer, wire.Status)
-        self._initial_metadata = Metadata()
-        if not stream.ended_by_peer:
-            # Not a gRPC response (or a status the server did not end the stream with).
-            self._abort(RpcError(answer.code, answer.message))
-        # Trailers-Only (or an HTTP error): the whole answer was in this one
-        # header block. Taking the (empty) trailers lets the connection forget the stream.
-        with contextlib.suppress(core.H2Error):
-            await stream.recv_trailers()
-        self._complete(answer)
-
-    async def _read_single_response(self) -> Resp:
-        response = await self.read()
-        if response is None:
-            error = RpcError(StatusCode.UNIMPLEMENTED, "the server sent no response message")
-            self._error, self._code, self._details = error, error.code, error.details
-            raise error
-        if await self.read() is not None:
-            self._abort(RpcError(StatusCode.UNIMPLEMENTED, "the server sent several responses"))
-        return response
+        """Receive and take in the response headers (only one operation at a time)."""
+        self._receiving_headers = True
+        try:
+            attempts = self._attempts
+            while True:
+                stream = attempts.stream
+                assert stream is not None
+                try:
+                    headers = await stream.recv_headers()
+                    break
+                except core.H2Error as exc:
+                    # Raises unless the call moved to a new stream.
+                    await attempts.recover(exc, stream, self._headers)
+            attempts.server_answered()
+            answer = wire.parse_response(headers)
+            head = answer if isinstance(answer, wire.ResponseHead) else None
+            self._reader = MessageReader(
+                stream,
+                encoding=None if head is None else head.encoding,
+                max_length=self._channel.max_receive_message_length,
+                parse_copies=self._method.deserializers_copy,
+            )
+            if head is not None:
+                self._initial_metadata = head.metadata
+                return
+            assert isinstance(answer, wire.Status)
+            self._initial_metadata = Metadata()
+            if not stream.ended_by_peer:
+                # Not a gRPC response (or a status the server did not end the stream with).
+                self._abort(RpcError(answer.code, answer.message))
+            # Trailers-Only (or an HTTP error): the whole answer was in this one
+            # header block. Taking the (empty) trailers lets the connection forget the stream.
+            with contextlib.suppress(core.H2Error):
+                await stream.recv_trailers()
+            self._status.complete(answer, self._initial_metadata)
+        finally:
+            # The reader (or the status) is set before the waiters look again.
+            self._receiving_headers = False
+            taken, self._headers_taken = self._headers_taken, None
+            if taken is not None:
+                taken.set_result(None)
 
     async def _wait_status(self) -> None:
         """Wait until the call's status is known, fetching it if need be (see the module doc)."""
-        if not self._finished:
+        status = self._status
+        if not status.finished:
             try:
-                if self._stream is None:
+                if self._attempts.stream is None:
                     # Opened in a task of its own: giving up on the status (a
                     # timeout around code()) must not cancel the call itself.
                     opening = asyncio.ensure_future(self._start())
                     opening.add_done_callback(consume_exception)
                     await asyncio.shield(opening)
                 await self._take_headers()
-                if not self._finished:
+                if not status.finished:
                     await self._take_status_early()
             except RpcError:
                 pass  # the call's status, recorded
-        await self._wait_finished()
+        await status.wait()
 
     async def _take_status_early(self) -> None:
         """Wait for the end of the response stream, leaving its responses to the
         reader, and take the status from the trailers (unless the reader did)."""
-        stream = self._stream
+        stream = self._attempts.stream
         assert stream is not None
         try:
             await stream.recv_trailers()
         except core.H2Error as exc:
-            self._fail(exc)
-        if not self._finished:
+            self._attempts.give_up(exc)
+        if not self._status.finished:
             self._status_before_end = True
             await self._finish()  # the stream has ended: this does not wait
 
     async def _finish(self) -> None:
         """End of the response stream: the status is in the trailers."""
-        assert self._stream is not None
+        stream = self._attempts.stream
+        assert stream is not None
         try:
-            trailers = await self._stream.recv_trailers()
+            trailers = await stream.recv_trailers()
         except core.H2Error as exc:
-            self._fail(exc)
-        self._complete(wire.parse_status(trailers))
-
-    def _complete(self, status: wire.Status) -> None:
-        """Record the status from trailers (or Trailers-Only headers); raise if not OK."""
-        self._trailing_metadata = status.metadata
-        self._status_details = status.details
-        if status.code is StatusCode.OK:
-            self._set_done(StatusCode.OK, status.message)
-            return
-        error = RpcError(
-            status.code,
-            status.message,
-            trailing_metadata=status.metadata,
-            initial_metadata=self._initial_metadata,
-            status_details=status.details,
-        )
-        self._set_error(error)
-        raise error
+            self._attempts.give_up(exc)
+        self._status.complete(wire.parse_status(trailers), self._initial_metadata)
 
     # --- ending ------------------------------------------------------------------------
-
-    def _set_error(self, error: RpcError) -> None:
-        if self._error is None and not self._finished:
-            self._error = error
-            self._set_done(error.code, error.details)
-
-    async def _wait_finished(self) -> None:
-        if not self._finished:
-            if self._finished_waiter is None:
-                self._finished_waiter = self._loop.create_future()
-            await asyncio.shield(self._finished_waiter)
-
-    def _set_done(self, code: StatusCode, details: str) -> None:
-        if self._finished:
-            return
-        self._code, self._details = code, details
-        self._finished = True
-        if self._finished_waiter is not None:
-            self._finished_waiter.set_result(None)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._sender is not None and not self._sender.done():
-            self._sender.cancel()
-
-    def _fail(self, exc: core.H2Error) -> NoReturn:
-        """Turn a core error into the call's status (unless one is known) and raise it."""
-        if isinstance(exc, core.StreamResetError):
-            error = RpcError(status_from_rst(exc.error_code), f"stream reset: {exc}")
-        elif isinstance(exc, core.ConnectionClosedError):
-            error = RpcError(StatusCode.UNAVAILABLE, str(exc))
-            self._channel.forget_closed_connection()  # a GOAWAY'd connection takes no new calls
-        else:
-            error = RpcError(StatusCode.INTERNAL, str(exc))
-        self._set_error(error)
-        assert self._error is not None
-        raise self._error from None
 
     def _end_locally(self, error: RpcError) -> None:
         """End the call on our side with ``error``: record it, reset the stream.
 
         A call that already completed OK is left alone (its responses may still
         be unread)."""
-        if self._finished and self._error is None:
+        status = self._status
+        if status.finished and status.error is None:
             return
-        self._set_error(error)
-        if self._stream is not None:
-            self._stream.reset(ErrorCodes.CANCEL)
+        status.fail(error)
+        stream = self._attempts.stream
+        if stream is not None:
+            stream.reset(ErrorCodes.CANCEL)
 
     def _abort(self, error: RpcError) -> NoReturn:
         self._end_locally(error)
-        raise self._error or error
+        raise self._status.error or error
 
     def _on_deadline(self) -> None:
-        self._timer = None
-        if not self._finished:
+        self._status.timer = None
+        if not self._status.finished:
             self._end_locally(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
 
     def _abandon(self) -> None:
@@ -580,20 +468,21 @@ async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterabl
     one from writing means the call already failed, and readers see that.
     The call cancels this task when it ends.
     """
+    status = call._status
     try:
         if isinstance(requests, AsyncIterable):
             async for request in requests:
-                if call._peer_stopped_reading or call._finished:
+                if call._peer_stopped_reading or status.finished:
                     break
                 await call.write(request)
         else:
             for request in requests:
-                if call._peer_stopped_reading or call._finished:
+                if call._peer_stopped_reading or status.finished:
                     break
                 await call.write(request)
         await call.done_writing()
     except BaseException as exc:
-        if not call._finished:
+        if not status.finished:
             call._end_locally(
                 RpcError(StatusCode.CANCELLED, f"the request iterator raised {exc!r}")
             )

@@ -443,15 +443,8 @@ class UnaryUnaryCallable(_Callable[Req, Resp]):
                 compression,
                 wait_for_ready,
             )
-        call = self._call(timeout, metadata, compression, wait_for_ready)
-        try:
-            await call._start()
-            await call._send(request, end_stream=True)
-            response = await call._read_single_response()
-        except BaseException:
-            call._abandon()
-            raise
-        return response, call
+        call = Call(self._channel, self._method, timeout, metadata, compression, wait_for_ready)
+        return await call.unary(request), call
 
 
 class UnaryStreamCallable(_Callable[Req, Resp]):
@@ -468,7 +461,7 @@ class UnaryStreamCallable(_Callable[Req, Resp]):
         if self._interceptors:
             return self._intercepted(request, timeout, metadata, compression, wait_for_ready)
         call = self._call(timeout, metadata, compression, wait_for_ready)
-        call._first_request = (request,)
+        call.start_with(request)
         return call
 
 
@@ -488,7 +481,7 @@ class _RequestStreamCallable(_Callable[Req, Resp]):
             return self._intercepted(requests, timeout, metadata, compression, wait_for_ready)
         call = self._call(timeout, metadata, compression, wait_for_ready)
         if requests is not None:
-            call._send_requests(requests)
+            call.send_all(requests)
         return call
 
 

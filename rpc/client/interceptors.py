@@ -276,9 +276,9 @@ class _Chain(Generic[Req, Resp]):
         )
         kind = method.kind
         if not kind.client_streaming:
-            call._first_request = (request,)
+            call.start_with(request)
         elif request is not None:
-            call._send_requests(request)
+            call.send_all(request)
         self.inner = call
         return call if kind.server_streaming else _UnaryResponseCall(call)
 

@@ -1,5 +1,6 @@
-"""The streams a call goes out on: the first one, and a new one when the server
-is known not to have processed the call (gRPC's transparent retry).
+"""The stream a call goes out on: the first one, opened once for all the
+call's operations, and a new one when the server is known not to have
+processed the call (gRPC's transparent retry).
 
 A call's request is safe to send again only while the server cannot have
 seen it: the connection was closing before our HEADERS went out (GOAWAY
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .. import core
 from ..http2 import ErrorCodes
 from ..protocol.framing import Buffer
 from ..protocol.status import RpcError, StatusCode
+from .call_status import CallStatus, stream_failure
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -33,40 +35,105 @@ UNSENT_ATTEMPTS = 5
 Headers = Callable[[], list[tuple[bytes, bytes]]]
 """Builds the request headers for a new stream (``grpc-timeout`` is what is left then)."""
 
-CallEnded = Callable[[], Awaitable[None]]
-"""Returns once the call has its status (cancelled, timed out): waiting stops then."""
-
 
 class StreamAttempts:
-    """Opens one call's stream on its channel, and at most once a replacement.
+    """Owns one call's stream: opens it once (concurrent operations wait for the
+    first), and at most once moves the call to a replacement.
 
-    The call owns the stream; this owns how to get one and what a
-    replacement needs: the bytes to replay, and the wait other operations of
-    the call share while the call moves.
+    Besides the stream, this keeps what a replacement needs (the bytes to
+    replay) and the wait other operations share while the call moves. What a
+    failed stream means for the call is decided here too (:meth:`give_up`),
+    as only this knows whether the call could go on elsewhere.
     """
 
     __slots__ = (
         "_channel",
         "_deadline",
-        "_moving",
+        "_opened",
+        "_opening",
         "_replay",
         "_replay_end",
         "_retried",
+        "_status",
         "_wait_for_ready",
+        "moving",
+        "stream",
     )
 
-    def __init__(self, channel: Channel, wait_for_ready: bool, deadline: float | None) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        status: CallStatus,
+        *,
+        wait_for_ready: bool,
+        deadline: float | None,
+    ) -> None:
         self._channel = channel
+        self._status = status
         self._wait_for_ready = wait_for_ready
         self._deadline = deadline
+        self.stream: core.Stream | None = None
+        """The call's stream, once open (a new one after a transparent retry)."""
+        self._opening = False
+        """An operation is opening the stream; others wait on ``_opened``."""
+        self._opened: asyncio.Future[None] | None = None
+        """Made only when a second operation has to wait for the stream."""
         self._replay: list[Buffer] | None = []
         """Framed messages sent so far (at most one); None once replay is impossible."""
         self._replay_end = False
         self._retried = False
-        self._moving: asyncio.Future[None] | None = None
+        self.moving: asyncio.Future[None] | None = None
         """Set while the call moves to a new stream; other operations wait for it."""
 
-    async def open(self, headers: Headers, call_ended: CallEnded) -> core.Stream:
+    async def start(self, headers: Headers) -> None:
+        """Open the call's stream, once; concurrent callers wait for the first one.
+
+        Raises the call's status if it ended (or ends meanwhile) without one.
+        (``headers`` is given per use, not kept: this must not point back at the
+        call, or every call would wait for the cycle collector to be freed.)
+        """
+        if self.stream is not None:
+            return
+        status = self._status
+        if status.error is not None:
+            raise status.error
+        if self._opening:
+            if self._opened is None:
+                self._opened = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._opened)
+            if status.error is not None:
+                raise status.error
+            return
+        self._opening = True
+        try:
+            stream = await self.open(headers)
+            if status.error is not None:  # cancelled or timed out meanwhile
+                stream.reset(ErrorCodes.CANCEL)
+                raise status.error
+            self.stream = stream
+        except BaseException as exc:
+            error = self._failed_opening(exc)
+            if isinstance(exc, RpcError):
+                raise error from None
+            raise
+        finally:
+            self._opening = False
+            opened, self._opened = self._opened, None
+            if opened is not None:
+                opened.set_result(None)
+
+    def _failed_opening(self, exc: BaseException) -> RpcError:
+        """Opening a stream ended with ``exc``: that (or what ended the call first)
+        is the call's status."""
+        status = self._status
+        if isinstance(exc, RpcError):
+            status.fail(exc)
+        else:
+            status.fail(RpcError(StatusCode.CANCELLED, "the call was cancelled"))
+        assert status.error is not None
+        return status.error
+
+    async def open(self, headers: Headers) -> core.Stream:
         """A new stream on a READY connection of the channel (connecting if need be).
 
         If the connection turns out to be closing (GOAWAY) before our HEADERS
@@ -78,12 +145,10 @@ class StreamAttempts:
         for attempt in range(1, UNSENT_ATTEMPTS + 1):
             conn = channel.ready_connection()
             if conn is None:
-                conn = await self._bounded(
-                    channel.connection_for_call(self._wait_for_ready), call_ended
-                )
+                conn = await self._bounded(channel.connection_for_call(self._wait_for_ready))
             try:
                 if not conn.available_streams:
-                    await self._bounded(conn.wait_stream_slot(), call_ended)
+                    await self._bounded(conn.wait_stream_slot())
                 # Built only now, so that grpc-timeout tells what is really left.
                 return await conn.open_stream(headers())
             except core.ConnectionClosedError as exc:
@@ -93,12 +158,12 @@ class StreamAttempts:
                 raise RpcError(StatusCode.UNAVAILABLE, str(exc)) from None
         raise AssertionError("unreachable")
 
-    async def _bounded(self, awaitable: Awaitable[T], call_ended: CallEnded) -> T:
+    async def _bounded(self, awaitable: Awaitable[T]) -> T:
         """Wait for something slow (connecting, a stream slot), but no longer than the
         call lives: its deadline, or its end (cancel() from another task)."""
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(awaitable)
-        ended = asyncio.ensure_future(call_ended())
+        ended = asyncio.ensure_future(self._status.wait())
         deadline = self._deadline
         timeout = None if deadline is None else max(0.0, deadline - loop.time())
         try:
@@ -115,11 +180,6 @@ class StreamAttempts:
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
     # --- replay ------------------------------------------------------------------
-
-    @property
-    def replayable(self) -> bool:
-        """Still keeping what was sent (checked before :meth:`record`, which it spares)."""
-        return self._replay is not None
 
     def record(self, data: bytes | list[Buffer], end_stream: bool) -> None:
         """``data`` is being sent on the call's stream: keep it while it could be replayed."""
@@ -154,25 +214,60 @@ class StreamAttempts:
             return exc.unprocessed
         return False
 
-    @property
-    def moving(self) -> bool:
-        return self._moving is not None
+    async def recover(self, exc: core.H2Error, stream: core.Stream, headers: Headers) -> None:
+        """``stream`` of the call failed with ``exc``.
+
+        Returns if the call goes on on a new stream (what had been sent is
+        replayed there, so the caller only has to redo a receive); raises the
+        call's status otherwise.
+        """
+        if self.moving is not None or stream is not self.stream:
+            await self.wait_moved()  # another operation of this call moved it
+            return
+        if self._status.finished or not self.can_retry(exc, stream):
+            self.give_up(exc)
+        try:
+            stream = await self._move(headers)
+            if self._status.error is not None:  # cancelled or timed out meanwhile
+                stream.reset(ErrorCodes.CANCEL)
+                raise self._status.error
+            self.stream = stream
+        except core.H2Error as error:
+            self.give_up(error)
+        except BaseException as error:
+            failure = self._failed_opening(error)
+            if isinstance(error, RpcError):
+                raise failure from None
+            raise
+
+    def give_up(self, exc: core.H2Error) -> NoReturn:
+        """The call's stream failed with ``exc`` for good: that is the call's
+        status (unless one is known), raised."""
+        if isinstance(exc, core.ConnectionClosedError):
+            self._channel.forget_closed_connection()  # a GOAWAY'd connection takes no new calls
+        status = self._status
+        status.fail(stream_failure(exc))
+        assert status.error is not None
+        raise status.error from None
 
     async def wait_moved(self) -> None:
-        """Wait until a move in progress has ended (either way)."""
-        if self._moving is not None:
-            await asyncio.shield(self._moving)
+        """Wait until a move in progress has ended (either way); raise the call's
+        status if it ended meanwhile."""
+        if self.moving is not None:
+            await asyncio.shield(self.moving)
+        if self._status.error is not None:
+            raise self._status.error
 
-    async def move(self, headers: Headers, call_ended: CallEnded) -> core.Stream:
+    async def _move(self, headers: Headers) -> core.Stream:
         """Open the call's new stream and send there again what it had sent.
 
         Only after :meth:`can_retry` said yes. Raises :class:`RpcError` if no
         stream could be opened, ``core.H2Error`` if the replay failed.
         """
         self._retried = True
-        self._moving = moving = asyncio.get_running_loop().create_future()
+        self.moving = moving = asyncio.get_running_loop().create_future()
         try:
-            stream = await self.open(headers, call_ended)
+            stream = await self.open(headers)
             data = b"".join(self._replay or ())
             if data or self._replay_end:
                 try:
@@ -182,7 +277,7 @@ class StreamAttempts:
                     raise
             return stream
         finally:
-            self._moving = None
+            self.moving = None
             moving.set_result(None)
 
 

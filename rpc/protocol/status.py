@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 
 
 class StatusCode(enum.IntEnum):
-    """gRPC status codes (doc/statuscodes.md)."""
+    """gRPC status codes (doc/statuscodes.md).
+
+    An int where numbers are needed (``b"%d" % code`` writes ``grpc-status``,
+    ``StatusCode(14)`` parses it), but it reads as grpc's does:
+    ``str(StatusCode.OK)`` and ``f"{StatusCode.OK}"`` are ``"StatusCode.OK"``,
+    not the ``"0"`` an IntEnum gives on Python 3.11+, so that logs and
+    messages name the status.
+    """
 
     OK = 0
     CANCELLED = 1
@@ -32,6 +39,12 @@ class StatusCode(enum.IntEnum):
     UNAVAILABLE = 14
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
+
+    def __str__(self) -> str:
+        return f"StatusCode.{self.name}"
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self), format_spec)
 
 
 class RpcError(Exception):

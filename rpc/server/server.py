@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import signal
 import ssl as ssl_module
 import sys
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,8 @@ from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trail
 from .call import CallSettings, RequestIterator, ServerCall
 from .context import Handler, ServerContext
 from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
@@ -249,15 +252,24 @@ class Server:
         grace: float | None = 5.0,
         ssl: ssl_module.SSLContext | None = None,
         unix: str | None = None,
+        on_ready: Callable[[int], object] | None = None,
     ) -> None:
-        """Start, print ``ready <port>``, serve until SIGINT or SIGTERM, then stop(grace).
+        """Start, serve until SIGINT or SIGTERM, then stop(grace).
 
-        What a server program's main needs; the ``ready`` line lets scripts and
-        tests that start it on port 0 learn the port (``ready unix:<path>``
-        for a ``unix`` socket).
+        What a server program's main needs. Once listening it logs the port
+        (INFO, logger ``rpc.server.server``) and calls ``on_ready(port)``: a
+        library writes nothing to stdout itself, so a program that tells its
+        port to the scripts and tests that started it on port 0 does it there
+        (the examples print ``ready <port>``). With ``unix`` it listens on that
+        Unix socket instead (see :meth:`start`); ``on_ready`` gets 0.
         """
         bound = await self.start(host, port, ssl=ssl, unix=unix)
-        print(f"ready unix:{unix}" if unix is not None else f"ready {bound}", flush=True)
+        if unix is not None:
+            log.info("serving on unix socket %s", unix)
+        else:
+            log.info("serving on %s port %d", host or "all interfaces", bound)
+        if on_ready is not None:
+            on_ready(bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -8,7 +8,9 @@ server and engines, no socket) and against grpcio's over TCP.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import ModuleType
@@ -223,3 +225,27 @@ async def test_giving_up_on_the_status_does_not_cancel_the_call() -> None:
         assert not call.done()
         assert call.cancel()
         assert await asyncio.wait_for(call.code(), TIMEOUT) is StatusCode.CANCELLED
+
+
+async def test_a_finished_unary_call_is_freed_without_the_cycle_collector(
+    echo_modules: tuple[ModuleType, ModuleType], open_channel: OpenChannel
+) -> None:
+    """A call must not point at itself through what it owns (its stream's
+    owner, its status): each call would then live until the cycle collector
+    runs, with its stream and buffers, and cost that collector's time."""
+    pb2, _ = echo_modules
+    unary = methods(pb2)["Unary"]
+    async with open_channel() as channel:
+        await asyncio.wait_for(channel.unary_unary(unary)(pb2.EchoRequest()), TIMEOUT)
+        gc.collect()
+        gc.disable()
+        try:
+            _, call = await asyncio.wait_for(
+                channel.unary_unary(unary).with_call(pb2.EchoRequest(message="m")), TIMEOUT
+            )
+            assert await call.code() is StatusCode.OK
+            freed = weakref.ref(call)
+            del call
+            assert freed() is None
+        finally:
+            gc.enable()

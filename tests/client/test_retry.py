@@ -14,6 +14,7 @@ import pytest
 import rpc
 import rpc.core
 from rpc import RpcError, StatusCode
+from rpc.client.call_status import CallStatus
 from rpc.client.retry import StreamAttempts
 from rpc.http2 import ErrorCodes
 from rpc.protocol.framing import encode_frame
@@ -24,7 +25,9 @@ REFUSED = rpc.core.StreamResetError(1, ErrorCodes.REFUSED_STREAM, remote=True)
 
 
 def _attempts() -> StreamAttempts:
-    return StreamAttempts(cast(rpc.Channel, None), wait_for_ready=False, deadline=None)
+    return StreamAttempts(
+        cast(rpc.Channel, None), CallStatus(), wait_for_ready=False, deadline=None
+    )
 
 
 def _stream(headers: Any = None) -> rpc.core.Stream:

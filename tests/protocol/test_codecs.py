@@ -15,6 +15,7 @@ from rpc.protocol import compression
 from rpc.protocol.framing import FramingError, MessageDecoder, MessageTooLarge, encode_frame
 from rpc.protocol.metadata import Metadata, decode_bin, decode_metadata, encode_metadata
 from rpc.protocol.status import (
+    RpcError,
     StatusCode,
     decode_message,
     encode_message,
@@ -224,6 +225,26 @@ def test_status_mappings() -> None:
     assert parse_status("5") is StatusCode.NOT_FOUND
     assert parse_status("99") is StatusCode.UNKNOWN
     assert parse_status("x") is StatusCode.UNKNOWN
+
+
+@pytest.mark.parametrize("code", list(StatusCode))
+def test_status_codes_read_as_grpcs_and_count_as_ints(code: StatusCode) -> None:
+    grpc = pytest.importorskip("grpc")
+    theirs = getattr(grpc.StatusCode, code.name)
+    assert theirs.value[0] == code
+    assert str(code) == f"{code}" == str(theirs) == f"StatusCode.{code.name}"
+    assert "%s" % code == str(code)  # noqa: UP031 (how logging formats its arguments)
+    assert f"{code:>30}" == f"{theirs!s:>30}"
+    # The wire writes and reads it as a number.
+    assert b"%d" % code == str(int(code)).encode() == str(theirs.value[0]).encode()
+    assert StatusCode(int(code)) is code and parse_status(str(int(code))) is code
+
+
+def test_rpc_error_text_names_the_status_and_the_details() -> None:
+    error = RpcError(StatusCode.NOT_FOUND, "no such key")
+    assert str(error) == "NOT_FOUND: no such key"
+    assert repr(error) == "RpcError(NOT_FOUND, 'no such key')"
+    assert str(RpcError(StatusCode.INTERNAL)) == "INTERNAL"
 
 
 # --- compression ------------------------------------------------------------------------------
