@@ -1,12 +1,13 @@
 """Python and C function calls per unary call, client and server in one process: exact.
 
     H2RPC_BENCH_TREE=/path/to/checkout python benchmarks/python_calls.py [--interceptors N]
-                                                                      [--side both|client|server]
+                                                   [--metrics] [--side both|client|server]
 
 Where CPU timings drown in the noise of a shared machine, call counts do not: the
 same code path gives the same count on every run. Use it to check that a change adds
 nothing per call (compare two trees), or what a feature costs per call
-(``--interceptors N``: N interceptors that pass each call on, on the chosen side).
+(``--interceptors N``: N interceptors that pass each call on, on the chosen side;
+``--metrics``: rpc.observability's metrics interceptors with an in-memory recorder).
 """
 
 from __future__ import annotations
@@ -50,13 +51,27 @@ def client_interceptors(count: int) -> list[Any]:
     return [PassOn() for _ in range(count)]
 
 
-async def count_calls(interceptors: int, side: str) -> tuple[float, float]:
+async def count_calls(interceptors: int, side: str, metrics: bool) -> tuple[float, float]:
+    server_chain: list[Any] = []
+    client_chain: list[Any] = []
+    if metrics:
+        from rpc.observability import (
+            ClientMetricsInterceptor,
+            InMemoryRecorder,
+            ServerMetricsInterceptor,
+        )
+
+        recorder = InMemoryRecorder()
+        server_chain.append(ServerMetricsInterceptor(recorder))
+        client_chain.append(ClientMetricsInterceptor(recorder))
+    server_chain += server_interceptors(interceptors)
+    client_chain += client_interceptors(interceptors)
     server_options: dict[str, Any] = {}
-    if interceptors and side in ("both", "server"):
-        server_options["interceptors"] = server_interceptors(interceptors)
+    if server_chain and side in ("both", "server"):
+        server_options["interceptors"] = server_chain
     channel_options: dict[str, Any] = {}
-    if interceptors and side in ("both", "client"):
-        channel_options["interceptors"] = client_interceptors(interceptors)
+    if client_chain and side in ("both", "client"):
+        channel_options["interceptors"] = client_chain
     server = rpc.Server(**server_options)
     server.add_method(METHOD, echo)
     port = await server.start()
@@ -83,11 +98,13 @@ async def count_calls(interceptors: int, side: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interceptors", type=int, default=0)
+    parser.add_argument("--metrics", action="store_true")
     parser.add_argument("--side", choices=["both", "client", "server"], default="both")
     args = parser.parse_args()
-    python_calls, c_calls = asyncio.run(count_calls(args.interceptors, args.side))
+    python_calls, c_calls = asyncio.run(count_calls(args.interceptors, args.side, args.metrics))
     print(
-        f"rpc from {rpc.__file__}: interceptors={args.interceptors} ({args.side}): "
+        f"rpc from {rpc.__file__}: interceptors={args.interceptors} metrics={args.metrics} "
+        f"({args.side}): "
         f"{python_calls:.1f} Python calls, {c_calls:.1f} C calls per unary call"
     )
 

@@ -4,7 +4,7 @@ Layers, bottom up: :mod:`rpc.http2` (sans-I/O HTTP/2 engines: frames and
 protocol state) -> :mod:`rpc.core` (HTTP/2 connections and streams on
 asyncio) -> :mod:`rpc.protocol` (gRPC call semantics: status, metadata,
 timeouts, framing, compression; pure) -> :mod:`rpc.client` (:class:`Channel`)
-and :mod:`rpc.server` (:class:`Server`) -> :mod:`rpc.services` (health) ->
+and :mod:`rpc.server` (:class:`Server`) -> :mod:`rpc.services` (health, reflection) ->
 generated stubs.
 """
 

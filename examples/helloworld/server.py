@@ -4,7 +4,9 @@
 
 Prints ``ready <port>`` once listening; any gRPC client (grpcio's too) can call it.
 It also serves the standard health service (``grpc.health.v1.Health``), e.g. for
-``grpc_health_probe -addr=127.0.0.1:50051 -service=helloworld.Greeter``.
+``grpc_health_probe -addr=127.0.0.1:50051 -service=helloworld.Greeter``, and server
+reflection (``grpc.reflection.v1`` and ``v1alpha``), so tools need no .proto file:
+``grpcurl -plaintext 127.0.0.1:50051 describe helloworld.Greeter``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rpc
+from rpc.services import reflection
 from rpc.services.health import SERVING, HealthServicer
 
 PROTOS = Path(__file__).resolve().parents[2] / "protos"
@@ -56,6 +59,7 @@ async def serve(host: str, port: int) -> None:
         # Clients may ping every 10 s, even without calls (gRPC's default is stricter).
         ping_policy=rpc.PingPolicy(min_interval_without_data=10, permit_without_calls=True),
     )
+    reflection.enable(server)  # lists and describes every service above, and itself
     # On SIGTERM/SIGINT: health NOT_SERVING, two-step GOAWAY, 5 s for calls in flight.
     await server.serve_until_signal(host, port, grace=5, on_ready=announce)
 

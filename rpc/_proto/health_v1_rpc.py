@@ -25,6 +25,7 @@ class HealthMethods:
             _rpc.MethodKind.UNARY_UNARY,
             _rpc__proto_health_v1_pb2.HealthCheckRequest,
             _rpc__proto_health_v1_pb2.HealthCheckResponse,
+            proto_file=_rpc__proto_health_v1_pb2.DESCRIPTOR,
         )
     )
     List: _rpc.Method[_rpc__proto_health_v1_pb2.HealthListRequest, _rpc__proto_health_v1_pb2.HealthListResponse] = (
@@ -33,6 +34,7 @@ class HealthMethods:
             _rpc.MethodKind.UNARY_UNARY,
             _rpc__proto_health_v1_pb2.HealthListRequest,
             _rpc__proto_health_v1_pb2.HealthListResponse,
+            proto_file=_rpc__proto_health_v1_pb2.DESCRIPTOR,
         )
     )
     Watch: _rpc.Method[_rpc__proto_health_v1_pb2.HealthCheckRequest, _rpc__proto_health_v1_pb2.HealthCheckResponse] = (
@@ -41,6 +43,7 @@ class HealthMethods:
             _rpc.MethodKind.UNARY_STREAM,
             _rpc__proto_health_v1_pb2.HealthCheckRequest,
             _rpc__proto_health_v1_pb2.HealthCheckResponse,
+            proto_file=_rpc__proto_health_v1_pb2.DESCRIPTOR,
         )
     )
 

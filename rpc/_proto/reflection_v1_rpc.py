@@ -25,6 +25,7 @@ class ServerReflectionMethods:
             _rpc.MethodKind.STREAM_STREAM,
             _rpc__proto_reflection_v1_pb2.ServerReflectionRequest,
             _rpc__proto_reflection_v1_pb2.ServerReflectionResponse,
+            proto_file=_rpc__proto_reflection_v1_pb2.DESCRIPTOR,
         )
     )
 

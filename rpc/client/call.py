@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterable, Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
 
 from .. import core
@@ -209,6 +209,24 @@ class Call(Generic[Req, Resp]):
 
     def done(self) -> bool:
         return self._status.finished
+
+    def add_done_callback(self, callback: Callable[[Call[Req, Resp]], None]) -> None:
+        """Call ``callback(call)`` once the call's status is known (now, if it is).
+
+        As grpc.aio's: it runs when the status is settled (received, or the
+        call ended on this side: cancelled, deadline, connection lost). A call
+        whose responses are never read to the end, nor cancelled, never ends.
+        """
+        if self._status.finished:
+            _run_done_callback(callback, self)
+        else:
+            self._status.on_end(lambda: _run_done_callback(callback, self))
+
+    @property
+    def finished_code(self) -> StatusCode | None:
+        """The call's status code once it is known, else None: for done callbacks,
+        which run synchronously (``code()`` is the awaitable accessor)."""
+        return self._status.code if self._status.finished else None
 
     def cancel(self) -> bool:
         """Cancel the call (RST_STREAM CANCEL); False if it had already finished."""
@@ -459,6 +477,14 @@ class Call(Generic[Req, Resp]):
     def _abandon(self) -> None:
         """The caller stopped waiting (error or cancellation): leave no stream open."""
         self._end_locally(RpcError(StatusCode.CANCELLED, "the call was abandoned"))
+
+
+def _run_done_callback(callback: Callable[[Call[Req, Resp]], None], call: Call[Req, Resp]) -> None:
+    """A done callback's failure is logged: it must not change how the call ends."""
+    try:
+        callback(call)
+    except Exception:
+        log.exception("a call's done callback failed")
 
 
 async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterable[Req]) -> None:

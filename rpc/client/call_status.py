@@ -11,6 +11,7 @@ task) and wakes whoever waits, without a future unless someone does.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from .. import core
 from ..protocol import wire
@@ -22,6 +23,7 @@ class CallStatus:
     """How one call ended, once it has: read by the call's public accessors."""
 
     __slots__ = (
+        "_callbacks",
         "_waiter",
         "code",
         "details",
@@ -49,6 +51,15 @@ class CallStatus:
         """The task sending the call's request iterable: cancelled when the call ends."""
         self._waiter: asyncio.Future[None] | None = None
         """Made only when someone waits for the status before it is known."""
+        self._callbacks: list[Callable[[], None]] | None = None
+        """Run once, when the call ends (``Call.add_done_callback``)."""
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` when the call ends (the caller checks ``finished`` first)."""
+        if self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
 
     def complete(self, status: wire.Status, initial_metadata: Metadata | None) -> None:
         """Record the status the server sent (trailers or Trailers-Only); raise it if not OK."""
@@ -98,6 +109,11 @@ class CallStatus:
             self.timer = None
         if self.sender is not None and not self.sender.done():
             self.sender.cancel()
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for callback in callbacks:
+                callback()
 
 
 def stream_failure(exc: core.H2Error) -> RpcError:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable
@@ -174,10 +175,32 @@ _KIND_CLASSES: dict[MethodKind, type[ClientInterceptor]] = {
 }
 
 
+class CallObserver(Protocol):
+    """Watches each call an intercepted call starts on the wire (rpc.observability).
+
+    An interceptor with a true ``observes_calls`` attribute sets
+    :data:`call_observer` around ``continuation``; the chain's end then gives
+    each call it starts to :meth:`observe`, which may swap the method's codecs
+    for counting ones (same bytes, same objects) and returns a function to
+    call with the :class:`~rpc.Call` once it exists. Channels with no such
+    interceptor never look the observer up.
+    """
+
+    def observe(
+        self, method: Method[Any, Any]
+    ) -> tuple[Method[Any, Any], Callable[[Call[Any, Any]], None]]: ...
+
+
+call_observer: contextvars.ContextVar[CallObserver | None] = contextvars.ContextVar(
+    "h2rpc_call_observer", default=None
+)
+"""The observer of the calls started in this context (see :class:`CallObserver`)."""
+
+
 class ClientInterceptors:
     """A channel's interceptors, checked, and split by the call kind they intercept."""
 
-    __slots__ = ("_all", "_by_kind")
+    __slots__ = ("_all", "_by_kind", "observed")
 
     def __init__(self, interceptors: Iterable[ClientInterceptor] = ()) -> None:
         if isinstance(interceptors, (str, bytes)):
@@ -194,6 +217,8 @@ class ClientInterceptors:
             kind: tuple(i for i in self._all if isinstance(i, cls))
             for kind, cls in _KIND_CLASSES.items()
         }
+        self.observed = any(getattr(i, "observes_calls", False) for i in self._all)
+        """Some interceptor observes calls: the chain's end looks for a :class:`CallObserver`."""
 
     def __iter__(self) -> Iterable[ClientInterceptor]:  # type: ignore[override,unused-ignore]
         return iter(self._all)
@@ -266,6 +291,11 @@ class _Chain(Generic[Req, Resp]):
         path = details.method.decode() if isinstance(details.method, bytes) else details.method
         if path != method.path:
             method = dataclasses.replace(method, path=path)
+        started = None
+        if self._channel.interceptors.observed:
+            observer = call_observer.get()
+            if observer is not None:
+                method, started = observer.observe(method)
         call: Call[Req, Resp] = Call(
             self._channel,
             method,
@@ -274,6 +304,8 @@ class _Chain(Generic[Req, Resp]):
             details.compression,
             details.wait_for_ready,
         )
+        if started is not None:
+            started(call)
         kind = method.kind
         if not kind.client_streaming:
             call.start_with(request)

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from ..http2 import Engine, ErrorCodes
+from . import connection_log
 from .admission import Admission
 from .errors import ConnectionClosedError
 from .lifecycle import StreamLifecycle
@@ -212,6 +213,9 @@ class CloseSequence:
             if not self._client_side and timeout != 0 and machine.state is ConnectionState.OPEN:
                 machine.process(ConnectionInput.ANNOUNCE)
                 self._engine.send_goaway(ErrorCodes.NO_ERROR, MAX_STREAM_ID, debug_data)
+                connection_log.goaway_sent(
+                    self._writer.transport, ErrorCodes.NO_ERROR, MAX_STREAM_ID, debug_data
+                )
                 self._writer.flush()
                 announced = True
             else:
@@ -248,6 +252,7 @@ class CloseSequence:
             raise self.error or ConnectionClosedError("connection is closed")
         self.machine.process(ConnectionInput.SEND_GOAWAY)
         self._engine.send_goaway(error_code, last_stream_id, debug_data)
+        connection_log.goaway_sent(self._writer.transport, error_code, last_stream_id, debug_data)
         self._writer.flush()
         self._admission.wake_all()
 
@@ -284,18 +289,35 @@ class CloseSequence:
         if self.machine.can(ConnectionInput.SEND_GOAWAY):
             self.machine.process(ConnectionInput.SEND_GOAWAY)
             self._engine.send_goaway(error_code, debug_data=debug_data)
+            connection_log.goaway_sent(self._writer.transport, error_code, None, debug_data)
         self.close_transport(
             ConnectionClosedError(message, error_code=error_code, debug_data=debug_data)
         )
 
     def close_transport(self, error: ConnectionClosedError) -> None:
-        """Write what is queued, then close the transport."""
+        """Write what is queued, then close the transport.
+
+        Closing TLS sends our close_notify after our output, then waits for
+        the peer's. A client has nothing left to say by then (its streams
+        are answered or given up; the GOAWAY is out) and TLS lets it not
+        wait (RFC 8446 6.1), while a grpcio server never answers and keeps
+        TCP open: once all of its output, close_notify included, has gone
+        down to TCP, the client drops the TLS layer at once. A server's last
+        response bytes may still be queued for a slow client, so it waits,
+        within ``ssl_shutdown_timeout`` (see ``endpoints``).
+        """
         if self._context.closed_error is None:
             self._context.closed_error = error
         transport = self._writer.transport
         if transport is not None and not transport.is_closing():
             self._writer.flush()
             transport.close()
+            if (
+                self._client_side
+                and transport.get_write_buffer_size() == 0
+                and transport.get_extra_info("ssl_object") is not None
+            ):
+                transport.abort()
 
     def abort(self, error: ConnectionClosedError) -> None:
         """Drop the transport at once, unwritten output and all."""

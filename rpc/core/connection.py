@@ -34,6 +34,7 @@ from ..http2 import (
     engine_name,
     new_engine,
 )
+from . import connection_log
 from .admission import STREAMS_BEFORE_PEER_SETTINGS, Admission
 from .closing import DEFAULT_CLOSE_TIMEOUT, CloseSequence, ConnectionState
 from .errors import ConnectionClosedError
@@ -128,6 +129,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
             client_side=client_side,
             on_slot_freed=admission.wake_slot_waiter,
             on_idle=self._on_idle,
+            unread_credit_limit=settings.unread_credit_limit,
         )
         self._lifecycle.bdp = liveness.bdp
         self._context = StreamContext(loop, table, self._sender, self._lifecycle, self._prioritize)
@@ -170,6 +172,7 @@ class Connection(StreamIdAPI, asyncio.Protocol):
                 return
         if self._authority is None:
             self._authority = _format_authority(transport.get_extra_info("peername"))
+        connection_log.connected(transport, client_side=self.client_side)
         self._engine.initiate()
         self._writer.flush()
         self._liveness.start()
@@ -397,9 +400,13 @@ class Connection(StreamIdAPI, asyncio.Protocol):
         self._closing.on_idle()
 
     def _on_goaway(self, error: ConnectionClosedError) -> None:
+        connection_log.goaway_received(
+            self._transport, error.error_code or 0, error.last_stream_id, error.debug_data or b""
+        )
         self._closing.on_goaway(error)
 
     def _on_peer_dead(self, error: ConnectionClosedError) -> None:
+        connection_log.keepalive_failed(self._transport, str(error))
         self._closing.abort(error)
 
     def _on_peer_abuse(self, error_code: int, debug_data: bytes, message: str) -> None:

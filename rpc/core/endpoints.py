@@ -11,6 +11,7 @@ import asyncio
 import errno
 import socket
 import ssl as ssl_module
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,16 @@ from .unix import bind_listener
 from .unix import connect as connect_unix
 
 DEFAULT_CONCURRENCY = 100
+
+TLS_SHUTDOWN_TIMEOUT = 1.0
+"""Longest wait, once our close_notify is out, for the peer's (asyncio's
+``ssl_shutdown_timeout``, 30 s by default, on Python 3.11+).
+
+TLS 1.3 does not require the peer to answer close_notify at once, and some
+peers (grpcio servers) never do while keeping TCP open: without this bound a
+closing TLS connection lingers for asyncio's default. The same time is what
+our last bytes have to leave the transport's buffer before it is dropped.
+"""
 
 ConnectionFactory = Callable[[], Connection]
 """Makes a not yet connected :class:`Connection` (an asyncio protocol factory)."""
@@ -39,6 +50,7 @@ def connection_settings(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
 ) -> ConnectionSettings:
     """The settings of :func:`start_server`'s keyword arguments (None: the default)."""
     defaults = ConnectionSettings()
@@ -50,6 +62,7 @@ def connection_settings(
         max_header_list_size=max_header_list_size or defaults.max_header_list_size,
         limits=limits or defaults.limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
 
 
@@ -70,6 +83,7 @@ async def start_server(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     unix: str | None = None,
     **kwargs: Any,
@@ -89,7 +103,9 @@ async def start_server(
     ``limits`` are the defences against abusive peers (:class:`rpc.http2.Limits`)
     and ``engine`` picks the HTTP/2 engine (:func:`rpc.http2.engine_name`).
     ``grow_windows=False`` keeps the windows as configured (see
-    :attr:`rpc.http2.ConnectionSettings.grow_windows`).
+    :attr:`rpc.http2.ConnectionSettings.grow_windows`);
+    ``max_unread_credited`` bounds the unread data whose connection credit goes
+    back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     ``unix`` listens on that Unix socket path instead (``@name``: a Linux
@@ -104,9 +120,11 @@ async def start_server(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     if ssl is not None:
         alpn_context(ssl)
+        _bound_tls_shutdown(kwargs)
     factory = server_connection_factory(
         on_connected,
         settings=settings,
@@ -165,6 +183,7 @@ async def open_connection(
     max_header_list_size: int | None = None,
     limits: Limits | None = None,
     grow_windows: bool = True,
+    max_unread_credited: int | None = None,
     engine: str | None = None,
     connector: Connector | None = None,
     unix: str | None = None,
@@ -195,6 +214,7 @@ async def open_connection(
         max_header_list_size=max_header_list_size,
         limits=limits,
         grow_windows=grow_windows,
+        max_unread_credited=max_unread_credited,
     )
     if authority is None:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -216,6 +236,8 @@ async def open_connection(
         context = alpn_context(ssl)
     else:
         context = None
+    if context is not None:
+        _bound_tls_shutdown(kwargs)
     loop = asyncio.get_running_loop()
     if unix is not None:
         _, connection = await loop.create_unix_connection(
@@ -235,6 +257,12 @@ async def open_connection(
         **kwargs,
     )
     return connection
+
+
+def _bound_tls_shutdown(kwargs: dict[str, Any]) -> None:
+    """Default ``ssl_shutdown_timeout`` to :data:`TLS_SHUTDOWN_TIMEOUT` where asyncio has it."""
+    if sys.version_info >= (3, 11):
+        kwargs.setdefault("ssl_shutdown_timeout", TLS_SHUTDOWN_TIMEOUT)
 
 
 def server_connection_factory(

@@ -108,7 +108,7 @@ class EngineEvents:
         if size:
             stream.chunks.append(data)
             stream.buffered += size
-            stream.unacked += size
+            self._lifecycle.received(stream, size)
             bdp = self.bdp
             if bdp is not None:
                 bdp.data_received()

@@ -4,6 +4,14 @@ RFC 9113 closes a stream when both sides have ended or either reset it. Then
 its slot is free, its unread data (if nobody will read it) is credited back,
 and the :class:`~rpc.core.streams.StreamTable` keeps it only as long as the
 application has not seen all it holds.
+
+Window credit comes back in two halves. A stream's own window is credited as
+the application reads, so a reader that does not keep up holds back its
+sender (and nobody else). The connection window's share of the same bytes
+goes back as they arrive, so that streams nobody reads cannot close the
+connection window on the other calls, as long as the bytes so credited and
+still unread stay under ``unread_credit_limit``; past it, the connection
+credit waits for reads too, which keeps what a peer makes us buffer bounded.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ class StreamLifecycle:
     """Closes streams and returns what they held: slots, window credit, memory."""
 
     __slots__ = ("_engine", "_on_idle", "_on_slot_freed", "_sender", "_table", "_writer",
-                 "bdp", "client_side", "live")
+                 "bdp", "client_side", "credited_early", "live", "unread_credit_limit")
 
     def __init__(
         self,
@@ -35,6 +43,7 @@ class StreamLifecycle:
         client_side: bool,
         on_slot_freed: Callable[[], None],
         on_idle: Callable[[], None],
+        unread_credit_limit: int = 0,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -49,6 +58,10 @@ class StreamLifecycle:
         """False once the connection is gone: nothing is sent any more."""
         self.bdp: BdpProbe | None = None
         """Told of the credit returned, when window growth is on."""
+        self.unread_credit_limit = unread_credit_limit
+        """The most received-and-unread bytes whose connection credit went back early."""
+        self.credited_early = 0
+        """Those bytes now, all streams together."""
 
     def local_end_sent(self, stream: StreamState) -> None:
         """END_STREAM is in the engine's hands."""
@@ -105,13 +118,34 @@ class StreamLifecycle:
         if not table.open:
             self._on_idle()
 
+    def received(self, stream: StreamState, nbytes: int) -> None:
+        """``nbytes`` of DATA arrived for ``stream``: the connection's share of
+        credit goes back now if the bound on early credit allows."""
+        stream.unacked += nbytes
+        credited = self.credited_early + nbytes
+        if credited <= self.unread_credit_limit and self.live:
+            self.credited_early = credited
+            stream.credited_early += nbytes
+            self._engine.acknowledge_connection(nbytes)
+
     def credit(self, stream: StreamState, nbytes: int) -> None:
-        """Return ``nbytes`` of window credit for data of this stream."""
+        """Return ``nbytes`` of window credit for data of this stream (read or dropped)."""
         if nbytes <= 0:
             return
         stream.unacked -= nbytes
+        early = stream.credited_early
+        if early:
+            early = min(early, nbytes)
+            stream.credited_early -= early
+            self.credited_early -= early
         if self.live:
-            self._engine.acknowledge_received(stream.id, nbytes)
+            engine = self._engine
+            if not early:
+                engine.acknowledge_received(stream.id, nbytes)
+            else:
+                engine.acknowledge_stream(stream.id, nbytes)
+                if nbytes > early:
+                    engine.acknowledge_connection(nbytes - early)
             self._writer.sent()
             bdp = self.bdp
             if bdp is not None:

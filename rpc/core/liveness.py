@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 
 from ..http2 import ConnectionSettings, Engine, ErrorCodes
+from . import connection_log
 from .bdp import PROBE_PAYLOAD, BdpProbe, new_bdp_probe
 from .errors import ConnectionClosedError
 from .health import HealthCheck
@@ -116,7 +117,7 @@ class Liveness:
     def peer_pinged(self) -> None:
         """The peer sent a PING (the engine has queued the ACK)."""
         if self._pings.peer_pinged(self._loop.time(), idle=not self._table):
-            log.debug("peer pings too often: GOAWAY(ENHANCE_YOUR_CALM)")
+            connection_log.too_many_pings(self._writer.transport)
             self._on_abuse(ErrorCodes.ENHANCE_YOUR_CALM, TOO_MANY_PINGS, "peer sent too many pings")
 
     def ping_acked(self, payload: bytes) -> None:
@@ -142,5 +143,4 @@ class Liveness:
 
 
 def _peer_dead_error(timeout: float) -> ConnectionClosedError:
-    log.debug("peer did not answer a PING within %.3fs: closing", timeout)
     return ConnectionClosedError(f"peer did not answer a PING within {timeout:g}s")

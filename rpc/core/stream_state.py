@@ -55,6 +55,7 @@ class StreamState:
     __slots__ = (
         "buffered",
         "chunks",
+        "credited_early",
         "end_queued",
         "end_seen",
         "ended_local",
@@ -88,7 +89,9 @@ class StreamState:
         self.buffered = 0
         """Unread body bytes in ``chunks``."""
         self.unacked = 0
-        """Flow-controlled bytes received but not yet credited back to the peer."""
+        """Flow-controlled bytes received whose stream-window credit is not yet back."""
+        self.credited_early = 0
+        """Of ``unacked``, the bytes whose connection-window credit went back on receipt."""
         self.ended_remote = False
         """END_STREAM received."""
         self.end_seen = False

@@ -71,6 +71,7 @@ from h2.connection import ConnectionInputs, H2Connection, H2ConnectionStateMachi
 from h2.settings import SettingCodes as H2SettingCodes
 from h2.settings import Settings
 from h2.stream import StreamState
+from hyperframe.frame import WindowUpdateFrame
 
 from .errors import ErrorCodes, ProtocolError, StreamStateError
 from .headers import WireHeaders, malformed
@@ -424,6 +425,27 @@ class H2Engine:
         else:
             self._h2.increment_flow_control_window(nbytes)
         self._collect_output()
+
+    def acknowledge_connection(self, nbytes: int) -> None:
+        """See the interface. h2 has no public call for one window alone, so
+        this does what ``acknowledge_received_data`` does for the connection."""
+        if nbytes <= 0:
+            return
+        increment = self._h2._inbound_flow_control_window_manager.process_bytes(nbytes)
+        if increment:
+            update = WindowUpdateFrame(0)
+            update.window_increment = increment
+            self._h2._prepare_for_sending([update])
+            self._collect_output()
+
+    def acknowledge_stream(self, stream_id: int, nbytes: int) -> None:
+        """See the interface; the stream's half of ``acknowledge_received_data``."""
+        if nbytes <= 0:
+            return
+        stream = self._h2.streams.get(stream_id)
+        if stream is not None and stream.open and stream_id in self._known:
+            self._h2._prepare_for_sending(stream.acknowledge_received_data(nbytes))
+            self._collect_output()
 
     def send_priority(
         self, stream_id: int, weight: int, depends_on: int = 0, exclusive: bool = False

@@ -27,7 +27,10 @@ Conventions shared by both:
 * Flow control: received DATA is credited back only when the owner calls
   :meth:`Engine.acknowledge_received` (as the application reads), except for
   padding and data of streams that are already closed, which the engine
-  credits itself.
+  credits itself. The owner may return the two windows' credit at different
+  times (:meth:`Engine.acknowledge_connection` on receipt,
+  :meth:`Engine.acknowledge_stream` on reading), as long as each byte is
+  credited once to each window.
 """
 
 from __future__ import annotations
@@ -176,6 +179,15 @@ class Engine(Protocol):
     def acknowledge_received(self, stream_id: int, nbytes: int) -> None:
         """The application consumed ``nbytes`` of this stream's DATA: return the
         credit (WINDOW_UPDATEs are coalesced). The stream may be closed."""
+
+    def acknowledge_connection(self, nbytes: int) -> None:
+        """Return ``nbytes`` of connection-window credit only (coalesced): the
+        stream's share comes later, by :meth:`acknowledge_stream`."""
+
+    def acknowledge_stream(self, stream_id: int, nbytes: int) -> None:
+        """Return ``nbytes`` of this stream's window credit only (coalesced),
+        for data whose connection credit went back earlier. Nothing happens
+        for a stream the peer no longer sends on."""
 
     def send_ping(self, payload: bytes) -> None:
         """Queue a PING with an 8-byte payload."""

@@ -109,6 +109,21 @@ class FrameSender(EngineCore):
             stream = None  # the peer sends no more on it: no stream credit is due
         self._return_credit(stream, nbytes)
 
+    def acknowledge_connection(self, nbytes: int) -> None:
+        if nbytes > 0:
+            increment = self._recv_window.acknowledge(nbytes)
+            if increment:
+                self._queue(frames.window_update_frame(0, increment))
+
+    def acknowledge_stream(self, stream_id: int, nbytes: int) -> None:
+        if nbytes <= 0:
+            return
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.state in REMOTE_OPEN:
+            increment = stream.recv_window.acknowledge(nbytes)
+            if increment:
+                self._queue(frames.window_update_frame(stream_id, increment))
+
     def send_ping(self, payload: bytes) -> None:
         if len(payload) != 8:
             raise ValueError("a PING payload is 8 bytes")

@@ -112,6 +112,14 @@ class ConnectionSettings:
     """The most ``grow_windows`` raises the connection window to: four full
     stream windows, the ratio of the defaults. It bounds what one connection
     can make us buffer, whatever the peer does."""
+    max_unread_credited: int | None = None
+    """Received DATA the application has not read yet whose connection-window
+    credit went back on receipt, at most, all streams together (None:
+    ``max(64 MiB, 4 * stream_window_size)``). Returning it on receipt keeps
+    requests nobody reads (each bounded by its stream's window) from closing
+    the connection window on the other calls; past this bound the credit
+    waits for reads again. What one connection buffers unread is at most
+    this plus the connection window."""
     max_frame_size: int = 256 << 10
     """Largest frame payload the peer may send us. Bigger than the RFC's 16 KiB
     default because every frame has a fixed cost: a 1 MiB message arrives in
@@ -143,6 +151,8 @@ class ConnectionSettings:
                 f"max_frame_size must be between {DEFAULT_MAX_FRAME_SIZE}"
                 f" and {MAX_FRAME_SIZE_LIMIT}"
             )
+        if self.max_unread_credited is not None and self.max_unread_credited < 0:
+            raise ValueError("max_unread_credited must be >= 0")
         if self.max_header_list_size < 1024:
             raise ValueError("max_header_list_size must be at least 1024")
         if not 0 <= self.header_table_size <= 1 << 16:
@@ -155,6 +165,12 @@ class ConnectionSettings:
         if limit is None:
             return HEADER_BLOCK_TO_LIST_RATIO * self.max_header_list_size
         return limit
+
+    @property
+    def unread_credit_limit(self) -> int:
+        """``max_unread_credited`` with its default applied."""
+        limit = self.max_unread_credited
+        return max(64 << 20, 4 * self.stream_window_size) if limit is None else limit
 
     def advertised(self, *, client_side: bool) -> dict[int, int]:
         """The SETTINGS frame's values, in the order they are sent."""

@@ -125,7 +125,8 @@ class ServerCall:
             self.deadline = asyncio.get_running_loop().time() + head.timeout
         self.phase = CallPhase.OPEN
         self.code = StatusCode.OK
-        """The status sent when the handler returns normally."""
+        """The status sent when the handler returns normally; once the call is
+        over, the status it ended with (CANCELLED when nothing could be sent)."""
         self.details = ""
         self.trailing_metadata: Metadata | None = None
         self.cancelled = False
@@ -167,10 +168,12 @@ class ServerCall:
             # Cancelled from outside (the server stopping): the client learns
             # by RST_STREAM, and the cancellation goes on.
             self.phase = CallPhase.FINISHED
+            self.code = StatusCode.CANCELLED
             self._stream.reset(ErrorCodes.CANCEL)
             return False
         if isinstance(exc, (asyncio.CancelledError, core.StreamError, core.ConnectionClosedError)):
             self.phase = CallPhase.FINISHED
+            self.code = StatusCode.CANCELLED
             return True  # the client reset the call or went away: nobody left to tell
         if isinstance(exc, Exception):
             log.error("handler for %s failed", self.method.path, exc_info=exc)
@@ -192,12 +195,14 @@ class ServerCall:
             status = Status(code, details, trailing, status_details)
         responding = self.phase is CallPhase.RESPONDING
         self.phase = CallPhase.FINISHED
+        self.code = code
         encode = build_status if responding else trailers_only
         try:
             headers = encode(status)
-        except ValueError as exc:
-            log.error("invalid trailing metadata from handler of %s: %s", self.method.path, exc)
-            headers = encode(Status(StatusCode.INTERNAL, "invalid trailing metadata"))
+        except Exception as exc:  # metadata, details or status_details that cannot be sent
+            log.error("invalid status from handler of %s: %r", self.method.path, exc)
+            headers = encode(Status(StatusCode.INTERNAL, "invalid status from the method handler"))
+            self.code = StatusCode.INTERNAL
         try:
             if responding:
                 await self._stream.send_trailers(headers)
@@ -205,6 +210,11 @@ class ServerCall:
                 self._stream.send_headers(headers, end_stream=True)
         except (core.StreamError, core.ConnectionClosedError):
             return True  # the client went away meanwhile: nothing left to tell it
+        except Exception:
+            # Whatever refused the status (the encoder, the engine), the
+            # stream must not stay open: the client would wait for it forever.
+            log.exception("cannot send the status of %s; resetting the stream", self.method.path)
+            reset_quietly(self._stream, ErrorCodes.INTERNAL_ERROR)
         # If the client is still sending, the core now resets the stream with
         # NO_ERROR (RFC 9113 8.1), as the gRPC spec asks.
         return True
@@ -271,8 +281,10 @@ class ServerCall:
 
     def _send_headers(self, metadata: Metadata | None) -> None:
         headers = build_response(self._negotiated_encoding(), metadata)
-        self.phase = CallPhase.RESPONDING
         self._stream.send_headers(headers)
+        # Only once they are out: if they were refused, the status still goes
+        # as Trailers-Only, not as trailers after headers the client never got.
+        self.phase = CallPhase.RESPONDING
 
     # --- what ends a call from outside -----------------------------------------
 
@@ -329,6 +341,29 @@ class RequestIterator:
         if message is None:
             raise StopAsyncIteration
         return message
+
+
+def send_refusal(stream: core.Stream, status: Status, path: str) -> None:
+    """End a call that never got a handler with ``status`` (Trailers-Only).
+
+    Like :meth:`ServerCall._finish`, never leaves the stream open: a status
+    that cannot be sent resets it.
+    """
+    try:
+        stream.send_headers(trailers_only(status), end_stream=True)
+    except (core.StreamError, core.ConnectionClosedError):
+        pass  # the client went away: nothing left to tell it
+    except Exception:
+        log.exception("cannot send the status of %s; resetting the stream", path)
+        reset_quietly(stream, ErrorCodes.INTERNAL_ERROR)
+
+
+def reset_quietly(stream: core.Stream, error_code: int) -> None:
+    """Reset ``stream``, logging (not raising) if even that fails: the last resort."""
+    try:
+        stream.reset(error_code)
+    except Exception:
+        log.exception("cannot reset stream %d", stream.id)
 
 
 def _uncancel() -> None:

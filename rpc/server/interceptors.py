@@ -157,7 +157,9 @@ class InterceptorChain:
     Holds the server's live method table: the last continuation looks the
     (possibly changed) method path up there. The handler object of each
     registered method is made once and kept, so an interceptor that passes
-    it on unchanged costs no new method object.
+    it on unchanged costs no new method object; nor does one that returns
+    the same wrapper each time for a registered path (the last one is kept
+    per path, so this cache is no larger than the method table).
     """
 
     def __init__(
@@ -168,6 +170,8 @@ class InterceptorChain:
         self._interceptors = tuple(interceptors)
         self._methods = methods
         self._handlers: dict[str, tuple[RpcMethodHandler, Entry]] = {}
+        self._replacements: dict[str, tuple[RpcMethodHandler, Entry]] = {}
+        """The entry last made for a handler that is not the registered one, by path."""
 
     async def resolve(self, path: str, metadata: Metadata) -> Entry | None:
         """The entry to serve this call with, or None (UNIMPLEMENTED).
@@ -221,6 +225,9 @@ class InterceptorChain:
         known = self._handlers.get(path)
         if known is not None and known[0] is handler:
             return known[1]
+        replaced = self._replacements.get(path)
+        if replaced is not None and replaced[0] is handler:
+            return replaced[1]
         behavior = handler.behavior
         registered = self._methods.get(path)
         base = registered[0] if registered is not None else None
@@ -237,12 +244,15 @@ class InterceptorChain:
                 deserializers_copy=(
                     base is not None
                     and base.deserializers_copy
-                    and deserializer is base.request_deserializer
+                    and _unwrapped(deserializer) is base.request_deserializer
                 ),
             )
         except ValueError:  # a path no method can have: nothing could serve it
             raise RpcError(StatusCode.UNIMPLEMENTED, f"Method not found: {path}") from None
-        return method, behavior
+        entry = (method, behavior)
+        if registered is not None:
+            self._replacements[path] = (handler, entry)
+        return entry
 
 
 class _Next:
@@ -258,6 +268,18 @@ class _Next:
         if not isinstance(handler_call_details, HandlerCallDetails):
             raise TypeError("continuation() takes a HandlerCallDetails")
         return await self._chain._call(self._index, handler_call_details)
+
+
+def _unwrapped(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """The deserializer a pass-through wrapper calls, if it names one.
+
+    A wrapper that hands its argument straight to another deserializer and
+    keeps nothing of it (rpc.observability's byte counter) says so with a
+    ``wraps_deserializer`` attribute: the method then keeps the zero-copy
+    reading of the deserializer it wraps.
+    """
+    inner: Callable[[bytes], Any] = getattr(deserializer, "wraps_deserializer", deserializer)
+    return inner
 
 
 def _raw(data: Any) -> Any:

@@ -17,19 +17,20 @@ import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import core
 from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
 from ..protocol import compression as compression_module
 from ..protocol.status import RpcError, StatusCode
-from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
-from .call import CallSettings, RequestIterator, ServerCall
+from ..protocol.wire import Rejection, RequestHead, Status, parse_request
+from .call import CallSettings, RequestIterator, ServerCall, send_refusal
 from .context import Handler, ServerContext
 from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 
@@ -150,6 +151,11 @@ class Server:
     def compression(self, name: str | None) -> None:
         checked = compression_module.check_supported(name)
         self._call_settings = replace(self._call_settings, compression=checked)
+
+    @property
+    def methods(self) -> list[Method[Any, Any]]:
+        """Every registered method, in registration order (reflection lists their services)."""
+        return [method for method, _ in self._methods.values()]
 
     @property
     def port(self) -> int:
@@ -303,33 +309,37 @@ class Server:
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
-    async def _serve(self, conn: core.Connection, stream: core.Stream) -> None:
-        """Route one request to its handler and run it as a :class:`ServerCall`."""
+    async def _serve(self, conn: core.Connection, stream: core.Stream) -> StatusCode | None:
+        """Route one request to its handler and run it as a :class:`ServerCall`.
+
+        Returns the status the call ended with (None: refused at the HTTP
+        level), the result of the call's task: what an interceptor that
+        watches the task (rpc.observability) learns the outcome from, at no
+        cost to servers without one.
+        """
         try:
             # Without te: served, as grpc-go and grpc-java do (tests/hostile).
             head = parse_request(stream.headers or [], require_te=False)
             if isinstance(head, Rejection):
                 stream.send_headers(head.headers(), end_stream=True)
-                return
+                return None
             try:
                 route = await self._route(head)
             except RpcError as exc:  # an interceptor refused the call
-                stream.send_headers(trailers_only(Status(exc.code, exc.details)), end_stream=True)
-                return
+                send_refusal(stream, Status(exc.code, exc.details), head.path)
+                return exc.code
             if route is None:
-                stream.send_headers(
-                    trailers_only(
-                        Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
-                    ),
-                    end_stream=True,
-                )
-                return
+                status = Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+                send_refusal(stream, status, head.path)
+                return StatusCode.UNIMPLEMENTED
             method, handler = route
             call = ServerCall(conn, stream, method, head, self._call_settings)
             async with call:
                 await _invoke(call, handler)
+            return call.code
         except (core.StreamError, core.ConnectionClosedError):
-            pass  # the client went away before its call began; nothing left to tell it
+            # The client went away before its call began; nothing left to tell it.
+            return StatusCode.CANCELLED
 
     async def _route(self, head: RequestHead) -> tuple[Method[Any, Any], Handler] | None:
         """The method and handler that serve this request, or None (UNIMPLEMENTED).
@@ -363,7 +373,7 @@ async def _invoke(call: ServerCall, handler: Handler) -> None:
     await call.write(response)
 
 
-def start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+def start_task(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """A task for ``coroutine``, started eagerly where asyncio can (3.12+).
 
     An eager task runs its first steps at once, inside the call that made it:

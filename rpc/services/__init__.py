@@ -1,1 +1,1 @@
-"""Standard gRPC services served by h2rpc: health (and, next, reflection)."""
+"""Standard gRPC services served by h2rpc: health and server reflection."""

@@ -425,7 +425,12 @@ def test_h2rpc_by_its_own_reflection(
     assert "map<string, int32> counts = 3;" in out
     for kind in KINDS:
         status, out, err = run(
-            capsys, "call", h2rpc_reflection_address, f"{SERVICE}/{kind}", "-d", '{"text": "r"}'
+            capsys,
+            "call",
+            h2rpc_reflection_address,
+            f"{SERVICE}/{kind}",
+            "-d",
+            '{"text": "r", "repeat": 1}',
         )
         assert status == ExitStatus.OK, err
         assert json_lines(out)[0]["text"] == "r"

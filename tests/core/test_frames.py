@@ -124,7 +124,11 @@ async def test_flow_control_violation_by_peer_is_an_error(http2_engine: str) -> 
         assert goaway and goaway[0].error_code == ErrorCodes.FLOW_CONTROL_ERROR
 
 
-async def test_window_update_only_after_the_application_reads() -> None:
+@pytest.mark.parametrize("early_credit", [True, False])
+async def test_stream_window_update_only_after_the_application_reads(early_credit: bool) -> None:
+    """The stream's credit waits for reads; the connection's comes on receipt
+    (unless ``max_unread_credited=0``), so unread data holds back its own
+    stream only."""
     read_now = asyncio.Event()
     got: list[bytes] = []
 
@@ -133,7 +137,11 @@ async def test_window_update_only_after_the_application_reads() -> None:
         got.append(await conn.read_stream(stream_id, -1))
         await conn.start_response(stream_id, {":status": "200"}, end_stream=True)
 
-    async with serve(handler, stream_window_size=65_535, connection_window_size=65_535) as server:
+    limit = None if early_credit else 0
+    async with serve(
+        handler, stream_window_size=65_535, connection_window_size=65_535,
+        max_unread_credited=limit,
+    ) as server:
         peer = await RawPeer.connect(server.port)
         await peer.wait_for(_is(h2.events.RemoteSettingsChanged))
         peer.h2.send_headers(1, [(":method", "POST"), *GET[1:]])
@@ -141,16 +149,27 @@ async def test_window_update_only_after_the_application_reads() -> None:
             peer.h2.send_data(1, b"d" * 16_000)
         await peer.flush()
         peer.events.clear()
+        if early_credit:
+            update = await peer.wait_for(_is(h2.events.WindowUpdated, stream_id=0))
+            assert isinstance(update, h2.events.WindowUpdated) and update.delta >= 32_000
+        else:
+            with pytest.raises(asyncio.TimeoutError):
+                await peer.wait_for(_is(h2.events.WindowUpdated), timeout=0.3)
         with pytest.raises(asyncio.TimeoutError):
-            await peer.wait_for(_is(h2.events.WindowUpdated), timeout=0.3)
+            await peer.wait_for(_is(h2.events.WindowUpdated, stream_id=1), timeout=0.3)
         read_now.set()
         peer.h2.end_stream(1)
         await peer.flush()
         await peer.wait_for(_is(h2.events.ResponseReceived, stream_id=1))
         assert got == [b"d" * 64_000]
         updates = [e for e in peer.events if isinstance(e, h2.events.WindowUpdated)]
-        # Reading 64,000 of 65,535 bytes hands that credit back on the connection.
-        assert sum(u.delta for u in updates if u.stream_id == 0) == 64_000
+        connection = sum(u.delta for u in updates if u.stream_id == 0)
+        if early_credit:
+            # Credited once, on receipt (coalesced: the last 16,000 are still owed).
+            assert connection == 48_000
+        else:
+            # Reading 64,000 of 65,535 bytes hands that credit back on the connection.
+            assert connection == 64_000
         peer.close()
 
 

@@ -7,6 +7,7 @@ import asyncio
 import h2.config
 import h2.connection
 import h2.events
+import pytest
 
 import rpc.core
 from rpc.core import Connection
@@ -134,9 +135,13 @@ async def test_bare_end_stream_does_not_wait_for_the_connection_window() -> None
     server.close()
 
 
-async def test_unread_closed_responses_are_kept_and_bound_the_connection_window() -> None:
+@pytest.mark.parametrize("early_credit", [0, 128 * 1024])
+async def test_unread_closed_responses_are_kept_and_bound_the_connection_window(
+    early_credit: int,
+) -> None:
     """Complete responses nobody read yet are never dropped; their memory stays
-    charged to the connection window, which is what bounds it."""
+    bounded by the connection window plus the credit returned early for unread
+    data (``max_unread_credited``)."""
     conn_window = 256 * 1024
 
     async def handler(conn: Connection, stream_id: int, headers: list[tuple[str, str]]) -> None:
@@ -144,16 +149,18 @@ async def test_unread_closed_responses_are_kept_and_bound_the_connection_window(
         await conn.send_data(stream_id, b"d" * 10_000, end_stream=True)
 
     async with serve(handler, concurrency=2000) as server:
-        conn = await server.connect(connection_window_size=conn_window)
+        conn = await server.connect(
+            connection_window_size=conn_window, max_unread_credited=early_credit
+        )
         streams = []
-        for _ in range(40):  # 400 KB of responses: more than the window
+        for _ in range(40):  # 400 KB of responses: more than the window and the early credit
             streams.append(
                 await conn.open_stream({":method": "GET", ":path": "/"}, end_stream=True)
             )
         await asyncio.sleep(0.3)
         assert conn.retained_streams > 0  # some responses are complete and unread
         buffered = sum(stream.buffered for stream in streams)
-        assert buffered <= conn_window
+        assert buffered <= conn_window + early_credit
         for stream in streams:  # all of them arrive, in full, once read
             await conn.recv_response(stream.id)
             assert await asyncio.wait_for(conn.read_stream(stream.id, -1), TIMEOUT) == b"d" * 10_000

@@ -365,6 +365,55 @@ async def test_handler_that_never_reads_holds_no_more_than_the_stream_window(
         assert answer.data == message(b"ignored")
 
 
+async def test_handlers_that_never_read_leave_the_connection_window_to_other_calls(
+    target: Target,
+) -> None:
+    """Five calls whose handlers never read each fill their stream window: together
+    more than the 16 MiB connection window. The server credits the connection as
+    the data arrives (the streams' own windows stay closed), so a peer that keeps
+    to the windows can still send a large request on the same connection."""
+    async with bystanders(target) as peer:
+        await peer.send(wire.window_update(0, 1 << 30))  # our side: let answers through
+        ignoring = (3, 5, 7, 9, 11)
+        for stream_id in ignoring:
+            await peer.send(open_call(stream_id, f"{PACKAGE}/Ignore"))
+        await target.until("ignoring", len(ignoring))
+        window = 4 * 1024 * 1024 + 64 * 1024  # the server's stream window
+        chunk = message(b"i" * 16_000)
+        per_stream = window - window % len(chunk)
+        sent = 0
+
+        def connection_window() -> int:
+            return 65_535 + peer.window_credit.get(0, 0) - sent
+
+        async def window_for(size: int) -> bool:
+            for _ in range(int(GUARD * 10)):  # (no PINGs: they would earn ping strikes)
+                if connection_window() >= size:
+                    return True
+                await asyncio.sleep(0.1)
+            return False
+
+        for stream_id in ignoring:
+            assert await window_for(per_stream), f"connection window closed at {stream_id}"
+            await peer.send(wire.data(stream_id, chunk) * (per_stream // len(chunk)))
+            sent += per_stream
+        ending = await peer.outcome()
+        assert ending.barrier_acked and ending.goaway is None
+        assert all(peer.window_credit.get(s, 0) == 0 for s in ignoring)  # none of it read
+        request = message(b"u" * ((4 << 20) - 64))  # under the 4 MiB message limit
+        assert await window_for(len(request))
+        await peer.send(open_call(13) + wire.window_update(13, 1 << 30))
+        frames = [request[i : i + 16_000] for i in range(0, len(request), 16_000)]
+        for index, piece in enumerate(frames):
+            await peer.send(wire.data(13, piece, end_stream=index == len(frames) - 1))
+        answer = await peer.answer(13, GUARD)
+        assert status_of(answer) is StatusCode.OK, answer
+        assert answer.data == request
+        target.release.set()
+        for stream_id in ignoring:
+            assert status_of(await peer.answer(stream_id, GUARD)) is StatusCode.OK
+
+
 async def test_client_that_never_reads_its_response_holds_no_more_than_its_window(
     target: Target,
 ) -> None:

@@ -15,8 +15,8 @@ import rpc
 import rpc.core
 from rpc import Metadata, MethodKind, RpcError, StatusCode
 from rpc.http2 import ErrorCodes
-from rpc.protocol.wire import RequestHead, parse_request
-from rpc.server.call import CallPhase, CallSettings, ServerCall
+from rpc.protocol.wire import RequestHead, Status, parse_request
+from rpc.server.call import CallPhase, CallSettings, ServerCall, send_refusal
 
 from .helpers import exchange, grpc_headers, method, serve
 
@@ -72,6 +72,15 @@ async def _bad_trailing_metadata(request: bytes, context: rpc.ServerContext) -> 
     return b"fine"
 
 
+async def _unsendable_status_details(request: bytes, context: rpc.ServerContext) -> bytes:
+    raise RpcError(StatusCode.ABORTED, "rich", status_details="text, not bytes")  # type: ignore[arg-type]
+
+
+async def _unsendable_details(request: bytes, context: rpc.ServerContext) -> None:
+    context.set_code(StatusCode.NOT_FOUND)
+    context.set_details(404)  # type: ignore[arg-type]
+
+
 async def _streams_then_raises(request: bytes, context: rpc.ServerContext) -> AsyncIterator[bytes]:
     yield b"one"
     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, "enough")
@@ -123,9 +132,28 @@ OUTCOMES: dict[
         UNARY,
         False,
         13,
-        "invalid trailing metadata",
+        "invalid status from the method handler",
         {},
         [b"fine"],
+    ),
+    # A status the encoder rejects in other ways than bad metadata: still a status.
+    "bad_status_details": (
+        _unsendable_status_details,
+        UNARY,
+        True,
+        13,
+        "invalid status from the method handler",
+        {},
+        [],
+    ),
+    "bad_details": (
+        _unsendable_details,
+        UNARY,
+        True,
+        13,
+        "invalid status from the method handler",
+        {},
+        [],
     ),
     "stream_then_error": (_streams_then_raises, SERVER_STREAM, False, 8, "enough", {}, [b"one"]),
     "empty_stream": (_streams_nothing, SERVER_STREAM, True, 0, None, {}, []),
@@ -447,3 +475,62 @@ def test_system_exit_is_not_the_calls_to_handle() -> None:
     with pytest.raises(SystemExit):
         asyncio.run(main())
     assert stream.sent == []
+
+
+class RefusingStream(RecordingStream):
+    """A stream whose engine refuses what the call sends (a failure nobody foresaw)."""
+
+    id = 1
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def send_headers(self, headers: Any, end_stream: bool = False) -> None:
+        if self.refuse == "headers" or (self.refuse == "status" and end_stream):
+            raise RuntimeError("the engine refused the headers")
+        super().send_headers(headers, end_stream)
+
+    async def send_trailers(self, headers: Any) -> None:
+        if self.refuse == "status":
+            raise RuntimeError("the engine refused the trailers")
+        await super().send_trailers(headers)
+
+
+@pytest.mark.parametrize("after_a_message", [False, True])
+async def test_status_that_cannot_be_sent_resets_the_stream(
+    after_a_message: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = RefusingStream("status")
+    call = _call(stream)
+
+    async def answer() -> None:
+        if after_a_message:
+            await call.write(b"x")
+
+    await asyncio.wait_for(await _run(call, answer), TIMEOUT)  # the task ends cleanly
+    assert stream.sent[-1] == ("reset", ErrorCodes.INTERNAL_ERROR)
+    assert call.phase is CallPhase.FINISHED
+    assert "cannot send the status" in caplog.text
+
+
+async def test_refused_response_headers_leave_the_status_trailers_only() -> None:
+    stream = RefusingStream("headers")
+    call = _call(stream)
+
+    async def answer() -> None:
+        await call.write(b"x")
+
+    await asyncio.wait_for(await _run(call, answer), TIMEOUT)
+    # The response headers never went out: the status must not pose as trailers.
+    assert stream.sent[-1] == ("reset", ErrorCodes.INTERNAL_ERROR)
+    assert ("trailers", True) not in stream.sent
+
+
+async def test_refusal_that_cannot_be_sent_resets_the_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = RefusingStream("status")
+    send_refusal(stream, Status(StatusCode.UNIMPLEMENTED, "no"), "/x.S/M")  # type: ignore[arg-type]
+    assert stream.sent == [("reset", ErrorCodes.INTERNAL_ERROR)]
+    assert "cannot send the status" in caplog.text
