@@ -29,6 +29,8 @@ from .client import (
 )
 from .client.connectivity import BackoffConfig, ConnectivityState
 from .core.keepalive import ConnectionLifetime, Keepalive, PingPolicy
+from .core.tls import client_context as ssl_channel_context
+from .core.tls import server_context as ssl_server_context
 from .methods import Method, MethodKind
 from .proto_loader import Protos, protos
 from .protocol.metadata import Metadata
@@ -83,6 +85,8 @@ __all__ = [
     "UnaryUnaryClientInterceptor",
     "__version__",
     "protos",
+    "ssl_channel_context",
+    "ssl_server_context",
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
     "unary_stream_rpc_method_handler",

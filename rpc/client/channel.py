@@ -38,16 +38,36 @@ from .interceptors import (
     UnaryUnaryCall,
     unary_unary,
 )
+from .targets import parse_target
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
 log = logging.getLogger(__name__)
 
+_REFUSED_AFTER_TLS = (
+    "{} right after the TLS handshake: the server may require a client certificate"
+    " or have refused this one (mutual TLS: see rpc.ssl_channel_context)"
+)
+"""With TLS 1.3 the client's handshake ends before the server checks the client
+certificate; a refusal then shows as a bare close (asyncio drops the alert)."""
+
+
+def _lost_without_reason(exc: BaseException) -> bool:
+    """The transport closed under the connection, with no GOAWAY and no error of ours."""
+    return (
+        isinstance(exc, core.ConnectionClosedError)
+        and not exc.remote
+        and str(exc).startswith("connection lost")
+    )
+
 
 class Channel:
     """A connection to one gRPC server, opened lazily and shared by concurrent calls.
 
-    ``target`` is ``"host:port"`` (or give ``port`` separately). ``compression``
+    ``target`` is ``"host:port"`` (or give ``port`` separately), or a Unix
+    socket as gRPC names them: ``"unix:/path"``, ``"unix:relative/path"``,
+    ``"unix:///path"``, ``"unix-abstract:name"`` (:mod:`rpc.client.targets`;
+    ``:authority`` is then ``localhost``). ``compression``
     and ``metadata`` are defaults for every call; a call's own arguments win.
 
     Connection management follows gRPC (see :class:`ConnectivityState`): the
@@ -98,17 +118,10 @@ class Channel:
         connector: core.Connector | None = None,
     ) -> None:
         self.interceptors = ClientInterceptors(interceptors)
-        if port is None:
-            host, sep, port_text = target.rpartition(":")
-            if not sep or not port_text.isdigit():
-                raise ValueError(f"target must be 'host:port', not {target!r}")
-            port = int(port_text)
-            target = host
-        self._host = target.strip("[]")
-        self._port = port
+        self._target = parse_target(target, port)
         self._ssl = ssl
         self._server_hostname = server_hostname
-        self._authority = authority
+        self._authority = authority or self._target.default_authority
         self._open_transport = connector
         self.compression = codecs.check_supported(compression)
         self.metadata = Metadata(metadata) if metadata else None
@@ -238,7 +251,7 @@ class Channel:
             try:
                 conn = await asyncio.wait_for(self._open(), backoff.connect_timeout(delay))
             except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
-                self._last_failure = f"cannot connect to {self._host}:{self._port}: {exc!r}"
+                self._last_failure = f"cannot connect to {self._target.text}: {exc!r}"
                 self._set_state(ConnectivityState.TRANSIENT_FAILURE)
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
                 continue
@@ -251,22 +264,25 @@ class Channel:
     async def _open(self) -> core.Connection:
         """Open a connection and wait for the HTTP/2 handshake to complete."""
         conn = await core.open_connection(
-            self._host,
-            self._port,
+            self._target.host,
+            self._target.port,
             ssl=self._ssl,
             server_hostname=self._server_hostname,
             authority=self._authority,
             keepalive=self.keepalive,
             engine=self.engine,
             connector=self._open_transport,
+            unix=self._target.unix,
         )
         try:
             # The server's first frame must be its SETTINGS, so the ack of a PING
             # means they have arrived (the core has no event for that alone).
             await conn.wait_functional()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await conn.close_connection(timeout=0)
+            if self._ssl and _lost_without_reason(exc):
+                raise core.ConnectionClosedError(_REFUSED_AFTER_TLS.format(exc)) from exc
             raise
         return conn
 

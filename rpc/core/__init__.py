@@ -6,6 +6,7 @@ Nothing in here knows about gRPC.
 """
 
 from ..http2.settings import ConnectionSettings
+from . import tls, unix
 from .closing import ConnectionState
 from .connection import Connection
 from .endpoints import (
@@ -51,4 +52,6 @@ __all__ = [
     "open_connection",
     "server_connection_factory",
     "start_server",
+    "tls",
+    "unix",
 ]

@@ -18,6 +18,8 @@ from typing import Any
 from ..http2.settings import ConnectionSettings, Limits
 from .connection import Connection, OnConnected, alpn_context
 from .keepalive import ConnectionLifetime, Keepalive, PingPolicy
+from .unix import bind_listener
+from .unix import connect as connect_unix
 
 DEFAULT_CONCURRENCY = 100
 
@@ -83,6 +85,7 @@ async def start_server(
     grow_windows: bool = True,
     max_unread_credited: int | None = None,
     engine: str | None = None,
+    unix: str | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Start an HTTP/2 server (prior knowledge, or TLS with ALPN ``h2``).
@@ -105,6 +108,9 @@ async def start_server(
     back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
+    ``unix`` listens on that Unix socket path instead (``@name``: a Linux
+    abstract socket; see :mod:`rpc.core.unix`); the socket file stays when
+    the server closes: :class:`rpc.core.unix.SocketFile` removes it.
     """
     settings = connection_settings(
         concurrency=concurrency,
@@ -129,6 +135,15 @@ async def start_server(
         engine=engine,
     )
     loop = asyncio.get_running_loop()
+    if unix is not None:
+        if host is not None or port:
+            raise ValueError("listen on a unix socket or on host:port, not both")
+        sock = bind_listener(unix)
+        try:
+            return await loop.create_unix_server(factory, sock=sock, ssl=ssl, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
     if port or isinstance(host, str) or "sock" in kwargs:
         return await loop.create_server(factory, host, port, ssl=ssl, **kwargs)
     # Several addresses (IPv4 and IPv6) and "any port": asyncio would give each
@@ -171,6 +186,7 @@ async def open_connection(
     max_unread_credited: int | None = None,
     engine: str | None = None,
     connector: Connector | None = None,
+    unix: str | None = None,
     **kwargs: Any,
 ) -> Connection:
     """Connect to an HTTP/2 server and return the client :class:`Connection`.
@@ -186,6 +202,9 @@ async def open_connection(
     :attr:`rpc.http2.ConnectionSettings.grow_windows`). A ``connector``
     connects the connection instead of TCP (``host`` and ``port`` then only
     name the ``:authority``); see :func:`rpc.core.memory.memory_connector`.
+    ``unix`` connects to that Unix socket path (``@name``: abstract) instead
+    of TCP; ``host`` and ``port`` then only name the ``:authority``, and
+    ``server_hostname`` (for TLS) defaults to ``host``.
     """
     settings = connection_settings(
         concurrency=None,
@@ -220,6 +239,15 @@ async def open_connection(
     if context is not None:
         _bound_tls_shutdown(kwargs)
     loop = asyncio.get_running_loop()
+    if unix is not None:
+        _, connection = await loop.create_unix_connection(
+            factory,
+            sock=await connect_unix(unix),
+            ssl=context,
+            server_hostname=(server_hostname or host) if context is not None else None,
+            **kwargs,
+        )
+        return connection
     _, connection = await loop.create_connection(
         factory,
         host,

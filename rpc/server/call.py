@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
@@ -288,12 +289,24 @@ class ServerCall:
     # --- what ends a call from outside -----------------------------------------
 
     def peer(self) -> str:
-        """The client's address, as ``ipv4:host:port`` or ``ipv6:[host]:port``."""
+        """The client's address as gRPC writes it: ``ipv4:host:port``,
+        ``ipv6:[host]:port``, or ``unix:`` (a Unix socket client, which
+        is usually unnamed; else ``unix:path`` or ``unix-abstract:name``)."""
         peername = self._conn.get_extra_info("peername")
         if isinstance(peername, tuple) and len(peername) >= 2:
             host, port = peername[0], peername[1]
             return f"ipv6:[{host}]:{port}" if ":" in str(host) else f"ipv4:{host}:{port}"
+        if isinstance(peername, bytes):  # Linux gives abstract names as bytes
+            peername = os.fsdecode(peername)
+        if isinstance(peername, str):
+            if peername.startswith("\0"):
+                return f"unix-abstract:{peername[1:]}"
+            return f"unix:{peername}"
         return "unknown"
+
+    def transport_info(self, name: str) -> Any:
+        """The connection's transport information ``name`` (``ssl_object``, ``peername``...)."""
+        return self._conn.get_extra_info(name)
 
     def _on_stream_error(self, error: core.H2Error) -> None:
         """The client reset the stream or went away: cancel the handler."""

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from ..protocol.metadata import Metadata, MetadataLike
 from ..protocol.status import RpcError, StatusCode
+from . import auth
 from .call import RequestIterator, ServerCall
 
 Handler = Callable[..., Any]
@@ -41,8 +42,29 @@ class ServerContext:
         return self._call.metadata
 
     def peer(self) -> str:
-        """The client's address, as ``ipv4:host:port`` or ``ipv6:[host]:port``."""
+        """The client's address: ``ipv4:host:port``, ``ipv6:[host]:port`` or ``unix:``."""
         return self._call.peer()
+
+    def auth_context(self) -> auth.AuthContext:
+        """How the connection is secured and who the client is, in grpc's shape
+        (``{"transport_security_type": [b"ssl"], "x509_common_name": [...], ...}``:
+        see :mod:`rpc.server.auth`). A fresh dict each time."""
+        return auth.auth_context(self._call.transport_info("ssl_object"))
+
+    def peer_identities(self) -> list[bytes] | None:
+        """The client certificate's subjectAltNames (else its common name); None without one."""
+        return auth.peer_identities(self.auth_context())
+
+    def peer_identity_key(self) -> str | None:
+        """The :meth:`auth_context` property :meth:`peer_identities` comes from, or None."""
+        return auth.peer_identity_key(self.auth_context())
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's verified certificate as :meth:`ssl.SSLSocket.getpeercert` gives it,
+        or None (no TLS, or no certificate)."""
+        ssl_object = self._call.transport_info("ssl_object")
+        certificate: dict[str, Any] | None = ssl_object.getpeercert() if ssl_object else None
+        return certificate or None
 
     @property
     def deadline(self) -> float | None:

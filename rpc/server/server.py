@@ -104,6 +104,8 @@ class Server:
         )
         """Runs the interceptors at the handler lookup; None (nothing to run) without them."""
         self._server: asyncio.Server | None = None
+        self._socket_file: core.unix.SocketFile | None = None
+        """The unix socket file :meth:`start` created, removed by :meth:`stop`."""
         self._connections: set[core.Connection] = set()
         self._calls: set[asyncio.Task[Any]] = set()
         self._services: list[Any] = []
@@ -159,7 +161,10 @@ class Server:
     def port(self) -> int:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
+        name = self._server.sockets[0].getsockname()
+        if not isinstance(name, tuple):
+            raise RuntimeError("the server listens on a unix socket: it has no port")
+        port: int = name[1]
         return port
 
     async def start(
@@ -169,19 +174,28 @@ class Server:
         *,
         ssl: ssl_module.SSLContext | None = None,
         reuse_port: bool = False,
+        unix: str | None = None,
     ) -> int:
         """Listen on ``host:port`` (port 0: any free port); returns the port.
 
         ``reuse_port`` sets SO_REUSEPORT so that several worker processes can
         each bind their own socket on one port and the kernel spreads new
         connections among them (raises ValueError where the platform lacks it).
+        ``unix`` listens on that Unix socket path instead (returns 0), which
+        clients reach as ``Channel("unix:/path")``; ``@name`` is a Linux
+        abstract socket (``Channel("unix-abstract:name")``). A socket file
+        left by a dead server is replaced, anything else at that path is an
+        error; :meth:`stop` removes the file. TLS (``ssl``) works there too.
         """
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        if unix is not None:
+            host, port = None, 0
         self._server = await core.start_server(
             self._on_connected,
             host,
             port,
+            unix=unix,
             concurrency=self.max_concurrent_streams,
             keepalive=self.keepalive,
             ping_policy=self.ping_policy,
@@ -190,6 +204,9 @@ class Server:
             engine=self.engine,
             reuse_port=reuse_port or None,
         )
+        if unix is not None:
+            self._socket_file = core.unix.SocketFile.of(self._server.sockets[0])
+            return 0
         return self.port
 
     def connection_factory(self) -> core.ConnectionFactory:
@@ -226,6 +243,9 @@ class Server:
                 enter_graceful_shutdown()
         if self._server is not None:
             self._server.close()
+        if self._socket_file is not None:  # no new connections: free the path at once
+            self._socket_file.remove()
+            self._socket_file = None
         closing = [conn.close_connection(timeout=grace or 0) for conn in list(self._connections)]
         await asyncio.gather(*closing, return_exceptions=True)
         for task in list(self._calls):
@@ -242,6 +262,7 @@ class Server:
         *,
         grace: float | None = 5.0,
         ssl: ssl_module.SSLContext | None = None,
+        unix: str | None = None,
         on_ready: Callable[[int], object] | None = None,
     ) -> None:
         """Start, serve until SIGINT or SIGTERM, then stop(grace).
@@ -250,10 +271,14 @@ class Server:
         (INFO, logger ``rpc.server.server``) and calls ``on_ready(port)``: a
         library writes nothing to stdout itself, so a program that tells its
         port to the scripts and tests that started it on port 0 does it there
-        (the examples print ``ready <port>``).
+        (the examples print ``ready <port>``). With ``unix`` it listens on that
+        Unix socket instead (see :meth:`start`); ``on_ready`` gets 0.
         """
-        bound = await self.start(host, port, ssl=ssl)
-        log.info("serving on %s port %d", host or "all interfaces", bound)
+        bound = await self.start(host, port, ssl=ssl, unix=unix)
+        if unix is not None:
+            log.info("serving on unix socket %s", unix)
+        else:
+            log.info("serving on %s port %d", host or "all interfaces", bound)
         if on_ready is not None:
             on_ready(bound)
         stop = asyncio.Event()

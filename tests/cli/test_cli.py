@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from rpc.cli import ExitStatus, main
 
+from ..certificates import self_signed
 from .conftest import PROTOS, TESTER_PROTO
 from .servers import SERVICE, GrpcioTester
 
@@ -482,34 +482,8 @@ def test_health_of_a_server_without_the_service(
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for the name ``tester.example`` only (not 127.0.0.1)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("cli_tls")
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=tester.example",
-            "-addext",
-            "subjectAltName=DNS:tester.example",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    pair = self_signed(tmp_path_factory.mktemp("cli_tls"), "tester.example", "DNS:tester.example")
+    return pair.cert, pair.key
 
 
 @pytest.fixture(scope="module")
