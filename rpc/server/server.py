@@ -191,6 +191,7 @@ class Server:
             raise RuntimeError("the server is already started")
         if unix is not None:
             host, port = None, 0
+        socket_options: dict[str, Any] = {"reuse_port": True} if reuse_port else {}
         self._server = await core.start_server(
             self._on_connected,
             host,
@@ -202,7 +203,7 @@ class Server:
             lifetime=self.lifetime,
             ssl=ssl,
             engine=self.engine,
-            reuse_port=reuse_port or None,
+            **socket_options,
         )
         if unix is not None:
             self._socket_file = core.unix.SocketFile.of(self._server.sockets[0])
