@@ -30,15 +30,25 @@ def _openssl(*args: str) -> None:
     subprocess.run([openssl, *args], check=True, capture_output=True)
 
 
-def self_signed(directory: Path, common_name: str, *alt_names: str) -> KeyPair:
+def self_signed(
+    directory: Path, common_name: str, *alt_names: str, ca: bool = False
+) -> KeyPair:
     """A self-signed certificate for ``common_name`` with these subjectAltNames
-    (``DNS:name`` or ``IP:address``)."""
+    (``DNS:name`` or ``IP:address``); ``ca``: one that signs others.
+
+    A CA gets a critical keyUsage: Python 3.13's default contexts verify
+    strictly (``VERIFY_X509_STRICT``) and refuse a CA without it."""
     pair = KeyPair(directory / f"{common_name}.pem", directory / f"{common_name}.key")
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
         "-keyout", str(pair.key), "-out", str(pair.cert),
         "-subj", f"/CN={common_name}",
         *(["-addext", "subjectAltName=" + ",".join(alt_names)] if alt_names else []),
+        *(
+            ["-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+            if ca else []
+        ),
     )  # fmt: skip
     return pair
 
@@ -48,7 +58,7 @@ class CertificateAuthority:
 
     def __init__(self, directory: Path, name: str = "h2rpc test CA") -> None:
         self.directory = directory
-        self.root = self_signed(directory, name.replace(" ", "-"))
+        self.root = self_signed(directory, name.replace(" ", "-"), ca=True)
 
     def issue(self, common_name: str, *alt_names: str, organization: str = "") -> KeyPair:
         """A certificate for ``common_name`` signed by this CA (``alt_names`` as in
@@ -58,7 +68,13 @@ class CertificateAuthority:
         )
         request = self.directory / f"{common_name}.csr"
         extensions = self.directory / f"{common_name}.ext"
-        lines = ["basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth,clientAuth"]
+        lines = [
+            "basicConstraints=CA:FALSE",
+            "keyUsage=critical,digitalSignature,keyEncipherment",
+            "extendedKeyUsage=serverAuth,clientAuth",
+            "subjectKeyIdentifier=hash",
+            "authorityKeyIdentifier=keyid,issuer",
+        ]
         if alt_names:
             lines.append("subjectAltName=" + ",".join(alt_names))
         extensions.write_text("\n".join(lines) + "\n")
