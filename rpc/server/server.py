@@ -332,7 +332,7 @@ class Server:
             try:
                 route = await self._route(head)
             except RpcError as exc:  # an interceptor refused the call
-                send_refusal(stream, Status(exc.code, exc.details), head.path)
+                send_refusal(stream, _refusal_status(exc), head.path)
                 return exc.code
             if route is None:
                 status = Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
@@ -395,3 +395,10 @@ def start_task(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def _refusal_status(exc: RpcError) -> Status:
+    """The status an interceptor's RpcError asks for, metadata and rich details included."""
+    if exc.trailing_metadata is None:
+        return Status(exc.code, exc.details, details=exc.status_details)
+    return Status(exc.code, exc.details, exc.trailing_metadata, exc.status_details)
