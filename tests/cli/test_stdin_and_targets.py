@@ -108,6 +108,18 @@ def test_bidi_answers_each_message_before_stdin_ends(
     assert cli.lines.get(timeout=LINE_TIMEOUT) is None  # nothing more was printed
 
 
+def test_call_that_fails_while_stdin_is_still_open(
+    h2rpc_address: str, cli_process: list[CliProcess]
+) -> None:
+    cli = CliProcess("call", h2rpc_address, f"{SERVICE}/Bidi", "-d", "@-", *PROTO_ARGS)
+    cli_process.append(cli)
+    cli.send('{"text": "a"}')
+    assert cli.next_line() == {"text": "a"}
+    cli.send('{"status_code": 5, "status_message": "gone"}')
+    assert cli.process.wait(timeout=LINE_TIMEOUT) == ExitStatus.RPC_FAILED  # stdin still open
+    assert "NOT_FOUND: gone" in cli.stderr()
+
+
 def test_client_stream_sends_stdin_until_it_ends(
     h2rpc_address: str, cli_process: list[CliProcess]
 ) -> None:
