@@ -177,9 +177,11 @@ def _put(
     stop: threading.Event,
 ) -> bool:
     """Hand ``item`` to the loop, waiting while the queue is full; False if nobody wants it."""
+    putting = lines.put(item)
     try:
-        put = asyncio.run_coroutine_threadsafe(lines.put(item), loop)
+        put = asyncio.run_coroutine_threadsafe(putting, loop)
     except RuntimeError:  # the loop is closed
+        putting.close()
         return False
     while True:
         try:
@@ -189,5 +191,5 @@ def _put(
             if stop.is_set() or loop.is_closed():
                 put.cancel()
                 return False
-        except BaseException:  # cancelled with the loop
+        except concurrent.futures.CancelledError:  # by the loop, as it ended
             return False

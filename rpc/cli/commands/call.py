@@ -70,9 +70,9 @@ async def run(args: argparse.Namespace) -> int:
         requests: Sequence[bytes] | StdinMessages
         if streaming_stdin and method.client_streaming:
             requests = StdinMessages(method.input_type)
+        elif streaming_stdin:  # one request: all of stdin, read without blocking the loop
+            requests = [message async for message in StdinMessages(method.input_type)]
         else:
-            if streaming_stdin:
-                text = read_data(args.data)
             requests = _requests(text, method)
         try:
             async for response in invoke(channel, wire_method, requests, timeout=args.deadline):
