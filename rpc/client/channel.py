@@ -277,8 +277,15 @@ class Channel:
             return
 
     def _new_subchannel(self, address: Address, on_state_change: StateListener) -> Subchannel:
+        target = self._resolver.target
+        label = None if target.dns_name is None else f"{target.text} at {address}"
         return Subchannel(
-            address, self._open, self.backoff, on_state_change, self._slow_down_if_asked
+            address,
+            self._open,
+            self.backoff,
+            on_state_change,
+            self._slow_down_if_asked,
+            label=label,
         )
 
     async def _open(self, address: Address) -> core.Connection:

@@ -58,8 +58,12 @@ class Subchannel:
         backoff: BackoffConfig,
         on_state_change: StateListener,
         on_connection_closed: Callable[[core.Connection], None],
+        *,
+        label: str | None = None,
     ) -> None:
         self.address = address
+        self.label = label or str(address)
+        """How messages name it (a DNS target: the name, and the address it resolved to)."""
         self.state = ConnectivityState.IDLE
         self.connection: core.Connection | None = None
         """The connection new calls use; None unless READY."""
@@ -121,7 +125,7 @@ class Subchannel:
                     self._open(self.address), backoff.connect_timeout(delay)
                 )
             except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
-                self.last_failure = f"cannot connect to {self.address}: {exc!r}"
+                self.last_failure = f"cannot connect to {self.label}: {exc!r}"
                 self._set_state(ConnectivityState.TRANSIENT_FAILURE)
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
                 continue
