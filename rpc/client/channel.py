@@ -13,22 +13,15 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic
 
 from .. import core
-from ..http2 import ErrorCodes
 from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method, MethodKind, Req, Resp
 from ..protocol import compression as codecs
-from ..protocol.metadata import (
-    Metadata,
-    MetadataLike,
-)
-from ..protocol.status import (
-    RpcError,
-    StatusCode,
-)
+from ..protocol.metadata import Metadata, MetadataLike
+from ..protocol.status import RpcError, StatusCode
 from ..version import __version__
 from .balancer import policy_named
 from .call import _UNSET, Call
-from .connectivity import Backoff, BackoffConfig, ConnectivityState
+from .connectivity import BackoffConfig, ConnectivityState
 from .interceptors import (
     ClientInterceptor,
     ClientInterceptors,
@@ -40,7 +33,7 @@ from .interceptors import (
     unary_unary,
 )
 from .resolver import ResolutionError, Resolver
-from .subchannel import StateListener, Subchannel, open_ready_connection
+from .subchannel import StateListener, Subchannel, asked_to_slow_down, open_ready_connection
 from .targets import Address, parse_target
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
@@ -255,38 +248,28 @@ class Channel:
         self._balancer_changed()
 
     async def _resolve(self) -> None:
-        loop = asyncio.get_running_loop()
-        backoff = Backoff(self.backoff)
-        while True:
-            delay = backoff.next_delay()
-            started = loop.time()
-            try:
-                addresses = await self._resolver.resolve()
-            except ResolutionError as exc:
-                if self._resolved:  # keep the addresses we have
-                    log.info("%s; keeping the addresses of %s", exc, self._resolver.target.text)
-                    return
-                self._resolution_failure = str(exc)
-                self._balancer_changed()
-                await asyncio.sleep(max(0.0, started + delay - loop.time()))
-                continue
+        addresses = await self._resolver.resolve_until_found(self.backoff, self._cannot_resolve)
+        if addresses is not None:
             first, self._resolved, self._resolution_failure = not self._resolved, True, None
             self._balancer.update_addresses(addresses)
             if first:
                 self._balancer.exit_idle()
-            return
+
+    def _cannot_resolve(self, exc: ResolutionError) -> bool:
+        """Until the target first resolves, the channel is in TRANSIENT_FAILURE;
+        after, a failed re-resolution keeps the addresses it has."""
+        if self._resolved:
+            log.info("%s; keeping the addresses of %s", exc, self._resolver.target.text)
+            return False
+        self._resolution_failure = str(exc)
+        self._balancer_changed()
+        return True
 
     def _new_subchannel(self, address: Address, on_state_change: StateListener) -> Subchannel:
         target = self._resolver.target
         label = None if target.dns_name is None else f"{target.text} at {address}"
-        return Subchannel(
-            address,
-            self._open,
-            self.backoff,
-            on_state_change,
-            self._slow_down_if_asked,
-            label=label,
-        )
+        closed = self._slow_down_if_asked
+        return Subchannel(address, self._open, self.backoff, on_state_change, closed, label=label)
 
     async def _open(self, address: Address) -> core.Connection:
         return await open_ready_connection(
@@ -309,13 +292,7 @@ class Channel:
 
     def _slow_down_if_asked(self, conn: core.Connection) -> None:
         """GOAWAY(ENHANCE_YOUR_CALM, too_many_pings): double the keepalive time (gRFC A8)."""
-        goaway = conn.goaway_received
-        if (
-            self.keepalive is not None
-            and goaway is not None
-            and goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
-            and goaway.debug_data == core.TOO_MANY_PINGS
-        ):
+        if self.keepalive is not None and asked_to_slow_down(conn):
             self.keepalive = self.keepalive.doubled()
             log.info("server said too_many_pings: keepalive time now %gs", self.keepalive.time)
 

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from .connectivity import Backoff, BackoffConfig
 from .targets import Address, Target
 
 GetAddrInfo = Callable[..., Awaitable[Sequence[tuple[Any, ...]]]]
@@ -56,3 +57,23 @@ class Resolver:
         if not addresses:
             raise ResolutionError(f"{target.dns_name!r} has no IPv4 or IPv6 address")
         return list(addresses)
+
+    async def resolve_until_found(
+        self, backoff: BackoffConfig, on_failure: Callable[[ResolutionError], bool]
+    ) -> list[Address] | None:
+        """Resolve, and after a failure try again on the ``backoff`` schedule.
+
+        ``on_failure`` hears of each failure and answers whether to keep trying
+        (a channel that already has addresses keeps them instead: None).
+        """
+        loop = asyncio.get_running_loop()
+        delays = Backoff(backoff)
+        while True:
+            delay = delays.next_delay()
+            started = loop.time()
+            try:
+                return await self.resolve()
+            except ResolutionError as exc:
+                if not on_failure(exc):
+                    return None
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))

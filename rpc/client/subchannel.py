@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import core
+from ..http2 import ErrorCodes
 from .connectivity import Backoff, BackoffConfig, ConnectivityState
 from .targets import Address
 
@@ -179,6 +180,17 @@ class Subchannel:
         for task in tasks:
             task.cancel()
         return tasks
+
+
+def asked_to_slow_down(conn: core.Connection) -> bool:
+    """The server closed ``conn`` with GOAWAY(ENHANCE_YOUR_CALM, too_many_pings):
+    the client should ping less (gRFC A8)."""
+    goaway = conn.goaway_received
+    return (
+        goaway is not None
+        and goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        and goaway.debug_data == core.TOO_MANY_PINGS
+    )
 
 
 def _lost_without_reason(exc: BaseException) -> bool:
