@@ -250,10 +250,13 @@ class Channel:
     async def _resolve(self) -> None:
         addresses = await self._resolver.resolve_until_found(self.backoff, self._cannot_resolve)
         if addresses is not None:
-            first, self._resolved, self._resolution_failure = not self._resolved, True, None
+            # Still "resolving" until connecting has started: no IDLE in between.
+            first, self._resolution_failure = not self._resolved, None
             self._balancer.update_addresses(addresses)
             if first:
                 self._balancer.exit_idle()
+            self._resolved = True
+            self._balancer_changed()
 
     def _cannot_resolve(self, exc: ResolutionError) -> bool:
         """Until the target first resolves, the channel is in TRANSIENT_FAILURE;

@@ -131,6 +131,7 @@ class Subchannel:
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
                 continue
             backoff.reset()
+            self.last_failure = ""
             self.connection = conn
             self._connections[conn] = loop.create_task(self._watch(conn))
             self._set_state(ConnectivityState.READY)
@@ -155,23 +156,18 @@ class Subchannel:
     def retire(self) -> None:
         """Stop for good, letting calls in flight finish (the address went away).
 
-        Its connections close gracefully (GOAWAY, then the core's close timeout).
+        Its connections close gracefully (GOAWAY, then the core's close timeout);
+        the tasks watching them stay until they have closed (see :attr:`drained`).
         """
-        self._shut_down()
+        self.state = ConnectivityState.SHUTDOWN
+        self.connection = None
+        if self._connector is not None:
+            self._connector.cancel()
         for conn in self._connections:
             conn.close_connection()
 
     async def close(self) -> None:
         """Stop for good now: calls in flight fail with CANCELLED/UNAVAILABLE."""
-        tasks = self._shut_down()
-        connections = list(self._connections)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(
-            *(conn.close_connection(timeout=0) for conn in connections), return_exceptions=True
-        )
-
-    def _shut_down(self) -> list[asyncio.Task[None]]:
         self.state = ConnectivityState.SHUTDOWN
         self.connection = None
         tasks = list(self._connections.values())
@@ -179,7 +175,12 @@ class Subchannel:
             tasks.append(self._connector)
         for task in tasks:
             task.cancel()
-        return tasks
+        connections = list(self._connections)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(conn.close_connection(timeout=0) for conn in connections), return_exceptions=True
+        )
 
 
 def asked_to_slow_down(conn: core.Connection) -> bool:

@@ -214,3 +214,39 @@ async def test_lost_connection_resolves_again_and_keeps_unchanged_subchannels(
         await _eventually(lambda: len(lookups) >= 2)  # GOAWAY/loss: resolved again
         assert await _names(channel, 1) == {"a": 1}
         assert channel._balancer.subchannels == [sub]
+
+
+async def test_a_name_that_does_not_resolve_fails_fast_then_waiting_calls_connect(
+    servers: tuple[NamedServer, NamedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = servers
+    known: list[str] = []
+
+    async def lookup(host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
+        if host not in known:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", lookup)
+    async with rpc.Channel(f"dns:///later.test:{a.port}", backoff=FAST) as channel:
+        who = channel.unary_unary(WHO)
+        with pytest.raises(rpc.RpcError) as info:
+            await who(b"", timeout=TIMEOUT)
+        assert info.value.code is StatusCode.UNAVAILABLE
+        assert "cannot resolve 'later.test'" in info.value.details
+        assert channel.get_state() is ConnectivityState.TRANSIENT_FAILURE
+        waiting = asyncio.ensure_future(who(b"", timeout=TIMEOUT, wait_for_ready=True))
+        known.append("later.test")  # the next lookup (on the backoff schedule) works
+        assert await waiting == b"a"
+
+
+async def test_states_of_a_dns_target_while_it_resolves_and_connects(
+    servers: tuple[NamedServer, NamedServer],
+) -> None:
+    a, _ = servers
+    async with rpc.Channel(f"dns:///localhost:{a.port}") as channel:
+        seen = [channel.get_state(try_to_connect=True)]
+        while seen[-1] is not READY:
+            await asyncio.wait_for(channel.wait_for_state_change(seen[-1]), TIMEOUT)
+            seen.append(channel.get_state())
+        assert seen == [ConnectivityState.CONNECTING, READY]
