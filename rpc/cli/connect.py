@@ -128,14 +128,26 @@ def parse_address(address: str) -> Target:
         target = parse_target(address)
     except ValueError as exc:
         raise invalid(f"the server address: {exc}") from None
-    if target.unix is None and (not target.host or not 0 < target.port < 65536):
+    ports = [target.port] if target.dns_name is not None else [a.port for a in target.addresses]
+    if target.unix is None and not (ports and all(0 < port < 65536 for port in ports)):
         raise invalid(f"the server address must be HOST:PORT or unix:PATH, not {address!r}")
     return target
 
 
+def host_of(target: Target) -> str:
+    """The host a TCP target names: its DNS name, or its first address."""
+    if target.dns_name is not None:
+        return target.dns_name
+    return target.addresses[0].host
+
+
 def is_local(target: Target) -> bool:
-    """A Unix socket or a loopback host: where plaintext is the default."""
-    return target.unix is not None or is_loopback(target.host)
+    """A Unix socket or loopback hosts only: where plaintext is the default."""
+    if target.unix is not None:
+        return True
+    if target.dns_name is not None:
+        return is_loopback(target.dns_name)
+    return all(is_loopback(address.host) for address in target.addresses)
 
 
 def is_loopback(host: str) -> bool:
@@ -179,7 +191,7 @@ def _authority_host(authority: str) -> str:
 async def open_channel(args: argparse.Namespace) -> AsyncIterator[Channel]:
     """A channel to ``args.address``, connected (or CliError(CONNECTION_FAILED)); closed after."""
     target = parse_address(args.address)
-    context = tls_context(args, "localhost" if is_local(target) else target.host)
+    context = tls_context(args, "localhost" if is_local(target) else host_of(target))
     server_hostname = None
     if context is not None and args.authority:
         server_hostname = _authority_host(args.authority)

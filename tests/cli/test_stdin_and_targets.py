@@ -245,7 +245,7 @@ def test_unix_socket_nobody_listens_on(tmp_path: Path, capsys: pytest.CaptureFix
         ("unix-abstract:", "names no abstract socket"),
         ("example.com", "host:port"),
         ("example.com:0", "HOST:PORT or unix:PATH"),
-        (":50051", "HOST:PORT or unix:PATH"),
+        (":50051", "target must be"),
     ],
 )
 def test_bad_targets(target: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,3 +262,6 @@ def test_plaintext_is_the_default_for_unix_sockets() -> None:
     assert is_local(parse_address("unix-abstract:x"))
     assert is_local(parse_address("[::1]:50051"))
     assert not is_local(parse_address("example.com:443"))
+    assert is_local(parse_address("dns:///localhost:50051"))
+    assert is_local(parse_address("ipv4:127.0.0.1:1,127.0.0.2:2"))
+    assert not is_local(parse_address("ipv4:127.0.0.1:1,10.0.0.1:2"))
