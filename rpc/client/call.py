@@ -36,8 +36,10 @@ from ..protocol import wire
 from ..protocol.framing import Buffer
 from ..protocol.metadata import Metadata, MetadataLike, encode_metadata
 from ..protocol.status import RpcError, StatusCode
+from .call_config import configured_call
 from .call_status import CallStatus
 from .retry import StreamAttempts, consume_exception
+from .retrying import RetryingAttempts
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -81,12 +83,31 @@ class Call(Generic[Req, Resp]):
         # Encoded now, so that invalid metadata raises before anything is sent.
         self._metadata_headers = encode_metadata(self._metadata)
         self._status = status = CallStatus()
-        self._attempts = StreamAttempts(
-            channel,
-            status,
-            wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
-            deadline=self._deadline,
-        )
+        self._max_send_length = channel.max_send_message_length
+        self._max_receive_length = channel.max_receive_message_length
+        config = channel.service_config
+        self._attempts: StreamAttempts
+        if config is None:
+            self._attempts = StreamAttempts(
+                channel,
+                status,
+                wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
+                deadline=self._deadline,
+            )
+        else:
+            (
+                self._attempts,
+                self._deadline,
+                self._max_send_length,
+                self._max_receive_length,
+            ) = configured_call(
+                channel,
+                method,
+                status,
+                config.method_config(method.path),
+                deadline=self._deadline,
+                wait_for_ready=wait_for_ready,
+            )
         self._first_request: tuple[Req] | None = None
         """Sent (ending the requests) by whichever operation opens the stream."""
         self._receiving_headers = False
@@ -265,7 +286,7 @@ class Call(Generic[Req, Resp]):
             data = frame_message(
                 payload,
                 encoding=self._compression,
-                max_length=self._channel.max_send_message_length,
+                max_length=self._max_send_length,
                 compress=compress,
             )
         except RpcError as exc:
@@ -286,6 +307,8 @@ class Call(Generic[Req, Resp]):
         try:
             await stream.send_data(data, end_stream=end_stream)
         except core.H2Error as exc:
+            if attempts.absorbs_send_failure():
+                return  # kept for the call's next attempt
             if (
                 isinstance(exc, core.StreamResetError)
                 and exc.remote
@@ -372,22 +395,27 @@ class Call(Generic[Req, Resp]):
         self._receiving_headers = True
         try:
             attempts = self._attempts
-            while True:
-                stream = attempts.stream
-                assert stream is not None
-                try:
-                    headers = await stream.recv_headers()
-                    break
-                except core.H2Error as exc:
-                    # Raises unless the call moved to a new stream.
-                    await attempts.recover(exc, stream, self._headers)
-            attempts.server_answered()
-            answer = wire.parse_response(headers)
+            if attempts.RETRIES:
+                stream, answer = await cast(RetryingAttempts, attempts).receive_answer(
+                    self._headers
+                )
+            else:
+                while True:
+                    stream = attempts.stream  # type: ignore[assignment]
+                    assert stream is not None
+                    try:
+                        headers = await stream.recv_headers()
+                        break
+                    except core.H2Error as exc:
+                        # Raises unless the call moved to a new stream.
+                        await attempts.recover(exc, stream, self._headers)
+                attempts.server_answered()
+                answer = wire.parse_response(headers)
             head = answer if isinstance(answer, wire.ResponseHead) else None
             self._reader = MessageReader(
                 stream,
                 encoding=None if head is None else head.encoding,
-                max_length=self._channel.max_receive_message_length,
+                max_length=self._max_receive_length,
                 parse_copies=self._method.deserializers_copy,
             )
             if head is not None:

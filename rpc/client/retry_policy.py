@@ -127,3 +127,19 @@ class RetryBufferPool:
 
     def release(self, size: int) -> None:
         self.used -= size
+
+
+class ChannelRetries:
+    """What the calls of one channel share for retries and hedging: the throttle
+    (if the service config has one) and the replay buffer budget."""
+
+    __slots__ = ("buffer", "throttle")
+
+    def __init__(
+        self,
+        throttling: RetryThrottling | None,
+        total_buffer: int = DEFAULT_RETRY_BUFFER_SIZE,
+        per_call_buffer: int = DEFAULT_PER_RPC_RETRY_BUFFER_SIZE,
+    ) -> None:
+        self.throttle = None if throttling is None else RetryThrottle(throttling)
+        self.buffer = RetryBufferPool(total_buffer, per_call_buffer)
