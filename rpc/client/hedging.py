@@ -150,7 +150,7 @@ class HedgingAttempts(RetryingAttempts):
         stream, answer = outcome
         if isinstance(answer, wire.Status):
             stream.reset(ErrorCodes.CANCEL)  # forgets the ended stream
-            pushback = server_pushback(answer.metadata)
+            pushback = server_pushback(stream.headers or ())
             if pushback is not None:
                 return None if pushback < 0 else now + pushback
         return now  # at once (the loop stops at maxAttempts)

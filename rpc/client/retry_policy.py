@@ -8,9 +8,8 @@ call machinery (:mod:`.retry`) asks them what to do.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from ..protocol.metadata import Metadata
 from .service_config import RetryPolicy, RetryThrottling
 
 PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -49,16 +48,14 @@ class RetryBackoff:
         self._current = self._policy.initial_backoff
 
 
-def server_pushback(trailers: Metadata | None) -> float | None:
-    """The delay the server asked for before a retry, in seconds: None when it said
-    nothing, -1.0 when it said not to retry (a negative or unreadable value)."""
-    if trailers is None:
-        return None
-    values = trailers.get_all(PUSHBACK_KEY)
+def server_pushback(headers: Iterable[tuple[str, str]]) -> float | None:
+    """The delay the server asked for before a retry, in seconds, from the trailers
+    (raw: ``grpc-`` keys are not metadata): None when it said nothing, -1.0 when
+    it said not to retry (a negative or unreadable value, or several)."""
+    values = [value for key, value in headers if key == PUSHBACK_KEY]
     if not values:
         return None
-    value = values[0]
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    text = values[0]
     if len(values) != 1 or not text.isdigit():
         return -1.0
     return int(text) / 1000

@@ -230,7 +230,7 @@ class RetryingAttempts(StreamAttempts):
                 continue
             answer = wire.parse_response(received)
             if isinstance(answer, wire.Status) and stream.ended_by_peer and not self._committed:
-                delay = self.retry_delay(answer.code, server_pushback(answer.metadata))
+                delay = self.retry_delay(answer.code, server_pushback(received))
                 if delay is not None:
                     stream.reset(ErrorCodes.CANCEL)  # forgets the ended stream
                     await self._move(headers, delay)

@@ -13,7 +13,6 @@ from rpc.client.retry_policy import (
     server_pushback,
 )
 from rpc.client.service_config import RetryPolicy, RetryThrottling
-from rpc.protocol.metadata import Metadata
 from rpc.protocol.status import StatusCode
 
 POLICY = RetryPolicy(
@@ -62,11 +61,7 @@ def test_backoff_jitter_is_uniform_below_the_bound() -> None:
     ],
 )
 def test_server_pushback(pairs: list[tuple[str, str]], expected: float | None) -> None:
-    assert server_pushback(Metadata(pairs)) == expected
-
-
-def test_server_pushback_without_trailers() -> None:
-    assert server_pushback(None) is None
+    assert server_pushback([(":status", "200"), *pairs]) == expected
 
 
 def test_throttle_allows_retries_above_half_the_tokens() -> None:
