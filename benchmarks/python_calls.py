@@ -3,6 +3,7 @@
     H2RPC_BENCH_TREE=/path/to/checkout python benchmarks/python_calls.py [--interceptors N]
                                                    [--metrics] [--side both|client|server]
                                                    [--workload unary|ping_pong] [--functions]
+                                                   [--service-config JSON]
 
 Where CPU timings drown in the noise of a shared machine, call counts do not: the
 same code path gives the same count on every run. Use it to check that a change adds
@@ -11,7 +12,8 @@ nothing per call (compare two trees), or what a feature costs per call
 ``--metrics``: rpc.observability's metrics interceptors with an in-memory recorder).
 ``--workload ping_pong`` counts one write and one read on a bidi call (the server
 echoes each message) instead: the per-message path. ``--functions`` also lists the
-calls per function, to diff two trees.
+calls per function, to diff two trees. ``--service-config`` gives the channel one
+(what a retry policy costs per call, say).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ async def count_calls(
     metrics: bool,
     workload: str,
     functions: collections.Counter[str] | None,
+    service_config: str | None = None,
 ) -> tuple[float, float]:
     server_chain: list[Any] = []
     client_chain: list[Any] = []
@@ -93,7 +96,7 @@ async def count_calls(
     server_options: dict[str, Any] = {}
     if server_chain and side in ("both", "server"):
         server_options["interceptors"] = server_chain
-    channel_options: dict[str, Any] = {}
+    channel_options: dict[str, Any] = {"service_config": service_config}
     if client_chain and side in ("both", "client"):
         channel_options["interceptors"] = client_chain
     server = rpc.Server(**server_options)
@@ -154,6 +157,7 @@ def main() -> None:
     parser.add_argument("--side", choices=["both", "client", "server"], default="both")
     parser.add_argument("--workload", choices=["unary", "ping_pong"], default="unary")
     parser.add_argument("--functions", action="store_true")
+    parser.add_argument("--service-config", help="the channel's service config (JSON)")
     args = parser.parse_args()
     functions: collections.Counter[str] = collections.Counter()
     python_calls, c_calls = asyncio.run(
@@ -163,6 +167,7 @@ def main() -> None:
             args.metrics,
             args.workload,
             functions if args.functions else None,
+            args.service_config,
         )
     )
     unit = "unary call" if args.workload == "unary" else "ping-pong round trip"
