@@ -39,7 +39,7 @@ _Outcome = tuple[core.Stream, Answer | core.H2Error]
 class HedgingAttempts(RetryingAttempts):
     """A call's copies under a hedging policy (see the module doc)."""
 
-    __slots__ = ("_hedging", "_last_hedge_error")
+    __slots__ = ("_hedges_stopped", "_hedging")
 
     def __init__(
         self,
@@ -59,7 +59,8 @@ class HedgingAttempts(RetryingAttempts):
             counted_codes=hedging.non_fatal_status_codes,
         )
         self._hedging = hedging
-        self._last_hedge_error: RpcError | None = None
+        self._hedges_stopped = False
+        """The server's negative pushback said: no more copies."""
 
     async def open(self, headers: Headers) -> core.Stream:
         """The first copy's stream: opened once, as a plain call's (no retry loop)."""
@@ -83,6 +84,7 @@ class HedgingAttempts(RetryingAttempts):
                 if self._started >= self._hedging.max_attempts:
                     next_copy_at = None
                 if not pending and next_copy_at is None:
+                    # Every copy failed (a copy is always out until one has ended).
                     assert last is not None
                     return self._commit_to(last, recorded=True)
                 timeout = None if next_copy_at is None else max(0.0, next_copy_at - loop.time())
@@ -93,19 +95,17 @@ class HedgingAttempts(RetryingAttempts):
                     raise self._status.error
                 if not done:
                     next_copy_at = await self._send_copy(headers, pending, loop.time())
-                    if not pending and next_copy_at is None:
-                        assert self._last_hedge_error is not None
-                        self._status.fail(self._last_hedge_error)
-                        raise self._status.error or self._last_hedge_error
                     continue
                 for task in done:
+                    if task is ended:
+                        continue
                     stream = pending.pop(task)
                     outcome = _outcome(task, stream)
                     code = _code(outcome)
                     if code is None or code not in self._hedging.non_fatal_status_codes:
                         return self._commit_to(outcome)  # headers, or a fatal status
                     last = outcome
-                    next_copy_at = self._after_non_fatal(outcome, loop.time(), next_copy_at)
+                    next_copy_at = self._after_non_fatal(outcome, loop.time())
         finally:
             ended.cancel()
             for task, stream in pending.items():
@@ -127,10 +127,9 @@ class HedgingAttempts(RetryingAttempts):
         self._started += 1
         try:
             stream = await StreamAttempts.open(self, numbered(headers, previous))
-        except RpcError as error:
+        except RpcError:
             if self._status.finished:
                 raise
-            self._last_hedge_error = error
             return None  # no stream to be had: wait for the copies out there
         try:
             await stream.send_data(b"".join(self.replay or ()), end_stream=True)
@@ -140,9 +139,7 @@ class HedgingAttempts(RetryingAttempts):
         pending[asyncio.ensure_future(stream.recv_headers())] = stream
         return now + self._hedging.hedging_delay
 
-    def _after_non_fatal(
-        self, outcome: _Outcome, now: float, next_copy_at: float | None
-    ) -> float | None:
+    def _after_non_fatal(self, outcome: _Outcome, now: float) -> float | None:
         """A copy failed with a non-fatal status: when the next copy goes out."""
         throttle = self._retries.throttle
         if throttle is not None:
@@ -151,9 +148,11 @@ class HedgingAttempts(RetryingAttempts):
         if isinstance(answer, wire.Status):
             stream.reset(ErrorCodes.CANCEL)  # forgets the ended stream
             pushback = server_pushback(stream.headers or ())
-            if pushback is not None:
-                return None if pushback < 0 else now + pushback
-        return now  # at once (the loop stops at maxAttempts)
+            if pushback is not None and pushback < 0:
+                self._hedges_stopped = True
+            elif pushback is not None:
+                return None if self._hedges_stopped else now + pushback
+        return None if self._hedges_stopped else now  # at once (up to maxAttempts)
 
     def _commit_to(
         self, outcome: _Outcome, *, recorded: bool = False

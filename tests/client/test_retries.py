@@ -560,3 +560,23 @@ async def test_cancelling_a_call_waiting_to_retry(pushback_server: PushbackServe
             await task
         assert channel.retries is not None and channel.retries.buffer.used == 0
     assert pushback_server.previous == [None]
+
+
+@pytest.mark.parametrize(("pushback", "copies"), [("1", [None, "1", "2"]), ("-1", [None])])
+async def test_hedging_follows_pushback(
+    pushback_server: PushbackServer, pushback: str, copies: list[str | None]
+) -> None:
+    """A non-fatal failure sends the next copy after the pushback (long before the
+    hedging delay); a negative pushback sends no more."""
+    pushback_server.fail_first = 2
+    pushback_server.pushback = pushback
+    config = hedging_config("600s", ("UNAVAILABLE",))
+    async with rpc.Channel(f"127.0.0.1:{pushback_server.port}", service_config=config) as channel:
+        call = channel.unary_unary(UNARY)(b"hi", timeout=TIMEOUT)
+        if copies[-1] is None:
+            with pytest.raises(RpcError) as caught:
+                await call
+            assert caught.value.code is StatusCode.UNAVAILABLE
+        else:
+            assert await call == b"hi"
+    assert pushback_server.previous == copies
