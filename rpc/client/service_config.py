@@ -89,9 +89,9 @@ NO_METHOD_CONFIG = MethodConfig()
 """The config of a method that no entry names."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServiceConfig:
-    """A parsed service config; build it with :meth:`parse`."""
+    """A parsed service config; build it with :meth:`parse` (one may serve many channels)."""
 
     method_configs: Mapping[tuple[str, str], MethodConfig] = field(default_factory=dict)
     """By ``(service, method)``; ``method`` is ``""`` for a service-wide entry, and

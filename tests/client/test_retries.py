@@ -338,9 +338,10 @@ async def test_bidi_is_replayed_before_any_response(server: Server) -> None:
     assert server.behaviour.attempts[1].requests == [b"a", b"b", b"c"]
 
 
-async def test_retry_buffer_limit_commits_the_call(server: Server) -> None:
+@pytest.mark.parametrize("limit", ["per_rpc_retry_buffer_size", "retry_buffer_size"])
+async def test_retry_buffer_limit_commits_the_call(server: Server, limit: str) -> None:
     server.behaviour.fail_first = 1
-    async with h2rpc_channel(server, retry_config(), per_rpc_retry_buffer_size=10) as channel:
+    async with h2rpc_channel(server, retry_config(), **{limit: 10}) as channel:
         call = channel.stream_unary(CLIENT_STREAM)([b"a" * 8, b"b" * 8], timeout=TIMEOUT)
         with pytest.raises(RpcError) as caught:
             await call
