@@ -3,6 +3,7 @@
     H2RPC_BENCH_TREE=/path/to/checkout python benchmarks/python_calls.py [--interceptors N]
                                                    [--metrics] [--side both|client|server]
                                                    [--workload unary|ping_pong] [--functions]
+                                                   [--load-balancing pick_first|round_robin]
                                                    [--service-config JSON]
 
 Where CPU timings drown in the noise of a shared machine, call counts do not: the
@@ -12,8 +13,9 @@ nothing per call (compare two trees), or what a feature costs per call
 ``--metrics``: rpc.observability's metrics interceptors with an in-memory recorder).
 ``--workload ping_pong`` counts one write and one read on a bidi call (the server
 echoes each message) instead: the per-message path. ``--functions`` also lists the
-calls per function, to diff two trees. ``--service-config`` gives the channel one
-(what a retry policy costs per call, say).
+calls per function, to diff two trees. ``--load-balancing`` gives the channel that
+policy (a tree from before client-side load balancing takes none). ``--service-config``
+gives the channel one (what a retry policy costs per call, say).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ async def count_calls(
     metrics: bool,
     workload: str,
     functions: collections.Counter[str] | None,
+    load_balancing: str | None = None,
     service_config: str | None = None,
 ) -> tuple[float, float]:
     server_chain: list[Any] = []
@@ -96,7 +99,11 @@ async def count_calls(
     server_options: dict[str, Any] = {}
     if server_chain and side in ("both", "server"):
         server_options["interceptors"] = server_chain
-    channel_options: dict[str, Any] = {"service_config": service_config}
+    channel_options: dict[str, Any] = {}
+    if service_config is not None:
+        channel_options["service_config"] = service_config
+    if load_balancing is not None:
+        channel_options["load_balancing"] = load_balancing
     if client_chain and side in ("both", "client"):
         channel_options["interceptors"] = client_chain
     server = rpc.Server(**server_options)
@@ -157,6 +164,7 @@ def main() -> None:
     parser.add_argument("--side", choices=["both", "client", "server"], default="both")
     parser.add_argument("--workload", choices=["unary", "ping_pong"], default="unary")
     parser.add_argument("--functions", action="store_true")
+    parser.add_argument("--load-balancing", choices=["pick_first", "round_robin"])
     parser.add_argument("--service-config", help="the channel's service config (JSON)")
     args = parser.parse_args()
     functions: collections.Counter[str] = collections.Counter()
@@ -167,13 +175,14 @@ def main() -> None:
             args.metrics,
             args.workload,
             functions if args.functions else None,
+            args.load_balancing,
             args.service_config,
         )
     )
     unit = "unary call" if args.workload == "unary" else "ping-pong round trip"
     print(
         f"rpc from {rpc.__file__}: interceptors={args.interceptors} metrics={args.metrics} "
-        f"({args.side}): "
+        f"load_balancing={args.load_balancing or 'default'} ({args.side}): "
         f"{python_calls:.1f} Python calls, {c_calls:.1f} C calls per {unit}"
     )
     for name, count in sorted(functions.items(), key=lambda item: (-item[1], item[0])):
