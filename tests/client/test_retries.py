@@ -355,10 +355,13 @@ async def test_no_stream_to_be_had_is_an_attempt(server: Server) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = retry_config(max_attempts=3)
+    config = retry_config(max_attempts=3, retryThrottling={"maxTokens": 10, "tokenRatio": 1})
     async with rpc.Channel(f"127.0.0.1:{port}", service_config=config) as channel:
         with pytest.raises(RpcError) as caught:
             await channel.unary_unary(UNARY)(b"hi", timeout=TIMEOUT)
+        # Three attempts, each a failure the throttle counted.
+        assert channel.retries is not None and channel.retries.throttle is not None
+        assert channel.retries.throttle.tokens == 7
     assert caught.value.code is StatusCode.UNAVAILABLE
 
 
