@@ -4,6 +4,7 @@
                                                    [--metrics] [--side both|client|server]
                                                    [--workload unary|ping_pong] [--functions]
                                                    [--load-balancing pick_first|round_robin]
+                                                   [--service-config JSON]
 
 Where CPU timings drown in the noise of a shared machine, call counts do not: the
 same code path gives the same count on every run. Use it to check that a change adds
@@ -13,7 +14,8 @@ nothing per call (compare two trees), or what a feature costs per call
 ``--workload ping_pong`` counts one write and one read on a bidi call (the server
 echoes each message) instead: the per-message path. ``--functions`` also lists the
 calls per function, to diff two trees. ``--load-balancing`` gives the channel that
-policy (a tree from before client-side load balancing takes none).
+policy (a tree from before client-side load balancing takes none). ``--service-config``
+gives the channel one (what a retry policy costs per call, say).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ async def count_calls(
     workload: str,
     functions: collections.Counter[str] | None,
     load_balancing: str | None = None,
+    service_config: str | None = None,
 ) -> tuple[float, float]:
     server_chain: list[Any] = []
     client_chain: list[Any] = []
@@ -97,6 +100,8 @@ async def count_calls(
     if server_chain and side in ("both", "server"):
         server_options["interceptors"] = server_chain
     channel_options: dict[str, Any] = {}
+    if service_config is not None:
+        channel_options["service_config"] = service_config
     if load_balancing is not None:
         channel_options["load_balancing"] = load_balancing
     if client_chain and side in ("both", "client"):
@@ -160,6 +165,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=["unary", "ping_pong"], default="unary")
     parser.add_argument("--functions", action="store_true")
     parser.add_argument("--load-balancing", choices=["pick_first", "round_robin"])
+    parser.add_argument("--service-config", help="the channel's service config (JSON)")
     args = parser.parse_args()
     functions: collections.Counter[str] = collections.Counter()
     python_calls, c_calls = asyncio.run(
@@ -170,6 +176,7 @@ def main() -> None:
             args.workload,
             functions if args.functions else None,
             args.load_balancing,
+            args.service_config,
         )
     )
     unit = "unary call" if args.workload == "unary" else "ping-pong round trip"

@@ -22,6 +22,7 @@ from .interceptors import (
     UnaryUnaryCall,
     UnaryUnaryClientInterceptor,
 )
+from .service_config import ServiceConfig
 
 __all__ = [
     "Backoff",
@@ -32,6 +33,7 @@ __all__ = [
     "ClientCallDetails",
     "ClientInterceptor",
     "ConnectivityState",
+    "ServiceConfig",
     "StreamStreamCall",
     "StreamStreamCallable",
     "StreamStreamClientInterceptor",

@@ -7,35 +7,29 @@ call is waiting for; the stream reset then reads as DEADLINE_EXCEEDED.
 Getting a stream (and a new one when the server refused the call) is
 :mod:`.retry`'s job; recording the outcome, :mod:`.call_status`'s.
 
-The status (``code()``, ``details()``, ``trailing_metadata()``) is fetched
-when asked for, without iterating the call: asking opens the call if need
-be, takes the response headers (a Trailers-Only answer is complete there)
-and waits for the end of the response stream. Responses that arrive
-meanwhile stay buffered and are still read, in order, before the end (or
-the error) is reported. Buffering is bounded by the stream's flow-control
-window: a server with more to send waits for the client to read, so the
-status then waits for a reader (or the deadline), as with grpc.aio (whose
-``code()`` waits for every response to be read, even those already here).
+Receiving (the response headers, the responses, the status fetched without
+iterating) is :class:`.call_receiving.CallReceiving`'s part of the class.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterable, Callable, Coroutine, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import core
 from ..deadlines import resolve_deadline
 from ..http2 import ErrorCodes
-from ..messages import END, MessageReader, frame_message
+from ..messages import MessageReader, frame_message
 from ..methods import Method, Req, Resp
 from ..protocol import compression as codecs
 from ..protocol import wire
 from ..protocol.framing import Buffer
 from ..protocol.metadata import Metadata, MetadataLike, encode_metadata
 from ..protocol.status import RpcError, StatusCode
+from .call_config import configured_call
+from .call_receiving import CallReceiving
 from .call_status import CallStatus
 from .retry import StreamAttempts, consume_exception
 
@@ -48,7 +42,7 @@ _UNSET: Any = object()
 """Default of ``timeout=``: inherit the deadline of the call being served, if any."""
 
 
-class Call(Generic[Req, Resp]):
+class Call(CallReceiving[Req, Resp]):
     """One RPC in progress, on the client side.
 
     Async-iterable over the responses; awaitable for the single response of
@@ -56,8 +50,10 @@ class Call(Generic[Req, Resp]):
 
     The call owns its messages: framing the requests, reading the response
     headers once for all its operations, and the responses. Its stream (and
-    a transparent retry) belongs to :class:`.retry.StreamAttempts`, its
-    outcome to :class:`.call_status.CallStatus`.
+    a transparent retry) belongs to :class:`.retry.StreamAttempts` (the
+    attempts of a service config's retry or hedging policy to its subclasses
+    in :mod:`.retrying` and :mod:`.hedging`, chosen by :mod:`.call_config`),
+    its outcome to :class:`.call_status.CallStatus`.
     """
 
     def __init__(
@@ -81,21 +77,37 @@ class Call(Generic[Req, Resp]):
         # Encoded now, so that invalid metadata raises before anything is sent.
         self._metadata_headers = encode_metadata(self._metadata)
         self._status = status = CallStatus()
-        self._attempts = StreamAttempts(
-            channel,
-            status,
-            wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
-            deadline=self._deadline,
-        )
+        self._max_send_length = channel.max_send_message_length
+        self._max_receive_length = channel.max_receive_message_length
+        config = channel.service_config
+        self._attempts: StreamAttempts
+        if config is None:
+            self._attempts = StreamAttempts(
+                channel,
+                status,
+                wait_for_ready=channel.wait_for_ready if wait_for_ready is None else wait_for_ready,
+                deadline=self._deadline,
+            )
+        else:
+            (
+                self._attempts,
+                self._deadline,
+                self._max_send_length,
+                self._max_receive_length,
+            ) = configured_call(
+                channel,
+                method,
+                status,
+                config.method_config(method.path),
+                deadline=self._deadline,
+                wait_for_ready=wait_for_ready,
+            )
         self._first_request: tuple[Req] | None = None
         """Sent (ending the requests) by whichever operation opens the stream."""
         self._receiving_headers = False
-        """An operation is receiving the response headers; others wait on ``_headers_taken``."""
         self._headers_taken: asyncio.Future[None] | None = None
         self._reader: MessageReader | None = None
         self._status_before_end = False
-        """The status was taken from the trailers before the reader reached the end:
-        the responses received before it are still read first."""
         self._initial_metadata: Metadata | None = None
         self._done_writing = False
         self._peer_stopped_reading = False
@@ -265,7 +277,7 @@ class Call(Generic[Req, Resp]):
             data = frame_message(
                 payload,
                 encoding=self._compression,
-                max_length=self._channel.max_send_message_length,
+                max_length=self._max_send_length,
                 compress=compress,
             )
         except RpcError as exc:
@@ -286,6 +298,8 @@ class Call(Generic[Req, Resp]):
         try:
             await stream.send_data(data, end_stream=end_stream)
         except core.H2Error as exc:
+            if attempts.absorbs_send_failure():
+                return  # kept for the call's next attempt
             if (
                 isinstance(exc, core.StreamResetError)
                 and exc.remote
@@ -297,159 +311,6 @@ class Call(Generic[Req, Resp]):
                 return
             # Either this data was replayed on a new stream, or this raises.
             await attempts.recover(exc, stream, self._headers)
-
-    # --- receiving ---------------------------------------------------------------------
-
-    async def _read(self) -> Resp | None:
-        if self._attempts.stream is None:
-            await self._start()
-        status = self._status
-        if self._reader is None and not status.finished:
-            if self._receiving_headers:
-                await self._take_headers()
-            else:
-                await self._receive_headers()  # nobody else is: no need to coordinate
-        if status.finished and not self._status_before_end:
-            if status.error is not None:
-                raise status.error
-            return None
-        assert self._reader is not None
-        try:
-            message = await self._reader.read_message(self._parse_response)
-        except core.H2Error as exc:
-            self._attempts.give_up(exc)
-        except _ParseError as exc:
-            self._abort(RpcError(StatusCode.INTERNAL, f"cannot parse response message: {exc}"))
-        except RpcError as exc:
-            self._abort(exc)
-        if message is END:
-            if self._status_before_end:
-                self._status_before_end = False
-                if status.error is not None:
-                    raise status.error
-                return None
-            await self._finish()
-            return None
-        return message
-
-    def _parse_response(self, payload: Buffer) -> Resp:
-        try:
-            # A bytearray or memoryview, not always bytes: deserializers take
-            # any bytes-like object (protobuf's do).
-            return self._method.response_deserializer(cast(bytes, payload))
-        except Exception as exc:
-            raise _ParseError(str(exc)) from None
-
-    async def _read_single_response(self) -> Resp:
-        """Read the one response and the end; a call given up on (error, cancellation)
-        leaves no stream open."""
-        try:
-            response = await self._read()
-            if response is None:
-                error = RpcError(StatusCode.UNIMPLEMENTED, "the server sent no response message")
-                self._status.overrule(error)
-                raise error
-            if await self._read() is not None:
-                self._abort(RpcError(StatusCode.UNIMPLEMENTED, "the server sent several responses"))
-        except BaseException:
-            self._abandon()
-            raise
-        return response
-
-    async def _take_headers(self) -> None:
-        """Receive the response headers, once: an operation finding another one at it
-        waits for that one (one reader per stream)."""
-        while self._reader is None and not self._status.finished:
-            if not self._receiving_headers:
-                await self._receive_headers()
-                return
-            if self._headers_taken is None:
-                self._headers_taken = self._loop.create_future()
-            await asyncio.shield(self._headers_taken)
-
-    async def _receive_headers(self) -> None:
-        """Receive and take in the response headers (only one operation at a time)."""
-        self._receiving_headers = True
-        try:
-            attempts = self._attempts
-            while True:
-                stream = attempts.stream
-                assert stream is not None
-                try:
-                    headers = await stream.recv_headers()
-                    break
-                except core.H2Error as exc:
-                    # Raises unless the call moved to a new stream.
-                    await attempts.recover(exc, stream, self._headers)
-            attempts.server_answered()
-            answer = wire.parse_response(headers)
-            head = answer if isinstance(answer, wire.ResponseHead) else None
-            self._reader = MessageReader(
-                stream,
-                encoding=None if head is None else head.encoding,
-                max_length=self._channel.max_receive_message_length,
-                parse_copies=self._method.deserializers_copy,
-            )
-            if head is not None:
-                self._initial_metadata = head.metadata
-                return
-            assert isinstance(answer, wire.Status)
-            self._initial_metadata = Metadata()
-            if not stream.ended_by_peer:
-                # Not a gRPC response (or a status the server did not end the stream with).
-                self._abort(RpcError(answer.code, answer.message))
-            # Trailers-Only (or an HTTP error): the whole answer was in this one
-            # header block. Taking the (empty) trailers lets the connection forget the stream.
-            with contextlib.suppress(core.H2Error):
-                await stream.recv_trailers()
-            self._status.complete(answer, self._initial_metadata)
-        finally:
-            # The reader (or the status) is set before the waiters look again.
-            self._receiving_headers = False
-            taken, self._headers_taken = self._headers_taken, None
-            if taken is not None:
-                taken.set_result(None)
-
-    async def _wait_status(self) -> None:
-        """Wait until the call's status is known, fetching it if need be (see the module doc)."""
-        status = self._status
-        if not status.finished:
-            try:
-                if self._attempts.stream is None:
-                    # Opened in a task of its own: giving up on the status (a
-                    # timeout around code()) must not cancel the call itself.
-                    opening = asyncio.ensure_future(self._start())
-                    opening.add_done_callback(consume_exception)
-                    await asyncio.shield(opening)
-                await self._take_headers()
-                if not status.finished:
-                    await self._take_status_early()
-            except RpcError:
-                pass  # the call's status, recorded
-        await status.wait()
-
-    async def _take_status_early(self) -> None:
-        """Wait for the end of the response stream, leaving its responses to the
-        reader, and take the status from the trailers (unless the reader did)."""
-        stream = self._attempts.stream
-        assert stream is not None
-        try:
-            await stream.recv_trailers()
-        except core.H2Error as exc:
-            self._attempts.give_up(exc)
-        if not self._status.finished:
-            self._status_before_end = True
-            await self._finish()  # the stream has ended: this does not wait
-
-    async def _finish(self) -> None:
-        """End of the response stream: the status is in the trailers."""
-        stream = self._attempts.stream
-        assert stream is not None
-        try:
-            trailers = await stream.recv_trailers()
-        except core.H2Error as exc:
-            self._attempts.give_up(exc)
-        self._status.complete(wire.parse_status(trailers), self._initial_metadata)
 
     # --- ending ------------------------------------------------------------------------
 
@@ -515,7 +376,3 @@ async def _send_all(call: Call[Req, Any], requests: Iterable[Req] | AsyncIterabl
             )
         if isinstance(exc, asyncio.CancelledError):
             raise
-
-
-class _ParseError(Exception):
-    """The response deserializer failed (told apart from the reader's own RpcErrors)."""

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
 
 from .. import core
@@ -33,6 +33,12 @@ from .interceptors import (
     unary_unary,
 )
 from .resolver import ResolutionError, Resolver
+from .retry_policy import (
+    DEFAULT_PER_RPC_RETRY_BUFFER_SIZE,
+    DEFAULT_RETRY_BUFFER_SIZE,
+    ChannelRetries,
+)
+from .service_config import ServiceConfig
 from .subchannel import StateListener, Subchannel, asked_to_slow_down, open_ready_connection
 from .targets import Address, parse_target
 
@@ -81,6 +87,10 @@ class Channel:
     ``connector`` (:data:`rpc.core.Connector`) opens each connection instead
     of TCP to ``target``, which then only names the ``:authority``:
     :func:`rpc.testing.channel_for` connects a channel to a server in memory so.
+    ``service_config`` (a dict, its JSON text, or a :class:`ServiceConfig`) sets
+    per-method timeouts, ``waitForReady``, message limits, retries and hedging
+    as grpc's does (``docs/retries.md``); a call keeps its requests for a retry
+    up to ``per_rpc_retry_buffer_size`` bytes, all calls up to ``retry_buffer_size``.
     """
 
     def __init__(
@@ -104,8 +114,23 @@ class Channel:
         interceptors: Iterable[ClientInterceptor] = (),
         connector: core.Connector | None = None,
         load_balancing: str = "pick_first",
+        service_config: ServiceConfig | Mapping[str, Any] | str | None = None,
+        retry_buffer_size: int = DEFAULT_RETRY_BUFFER_SIZE,
+        per_rpc_retry_buffer_size: int = DEFAULT_PER_RPC_RETRY_BUFFER_SIZE,
     ) -> None:
         self.interceptors = ClientInterceptors(interceptors)
+        if service_config is not None:
+            service_config = ServiceConfig.parse(service_config)
+        self.service_config = service_config
+        """Per-method settings, retries and hedging (:mod:`rpc.client.service_config`)."""
+        self.retries = (
+            ChannelRetries(
+                self.service_config.retry_throttling, retry_buffer_size, per_rpc_retry_buffer_size
+            )
+            if self.service_config is not None and self.service_config.retries_configured
+            else None
+        )
+        """The retry throttle and replay buffer budget its calls share (None: no policy)."""
         parsed = parse_target(target, port)
         self._ssl = ssl
         self._server_hostname = server_hostname or parsed.dns_name

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from .. import core
 from ..http2 import ErrorCodes
@@ -45,6 +45,9 @@ class StreamAttempts:
     failed stream means for the call is decided here too (:meth:`give_up`),
     as only this knows whether the call could go on elsewhere.
     """
+
+    RETRIES: ClassVar[bool] = False
+    """Whether a service config's policy governs the attempts (:mod:`.retrying`)."""
 
     __slots__ = (
         "_channel",
@@ -200,6 +203,10 @@ class StreamAttempts:
         """The server has the call (its response headers came): never replayed now."""
         self.replay = None
 
+    def absorbs_send_failure(self) -> bool:
+        """Whether a failed send is kept for a later attempt (never, without a policy)."""
+        return False
+
     # --- moving ------------------------------------------------------------------
 
     def can_retry(self, exc: core.H2Error, stream: core.Stream) -> bool:
@@ -227,19 +234,8 @@ class StreamAttempts:
             return
         if self._status.finished or not self.can_retry(exc, stream):
             self.give_up(exc)
-        try:
-            stream = await self._move(headers)
-            if self._status.error is not None:  # cancelled or timed out meanwhile
-                stream.reset(ErrorCodes.CANCEL)
-                raise self._status.error
-            self.stream = stream
-        except core.H2Error as error:
-            self.give_up(error)
-        except BaseException as error:
-            failure = self._failed_opening(error)
-            if isinstance(error, RpcError):
-                raise failure from None
-            raise
+        self._retried = True
+        await self._move(headers)
 
     def give_up(self, exc: core.H2Error) -> NoReturn:
         """The call's stream failed with ``exc`` for good: that is the call's
@@ -259,15 +255,16 @@ class StreamAttempts:
         if self._status.error is not None:
             raise self._status.error
 
-    async def _move(self, headers: Headers) -> core.Stream:
-        """Open the call's new stream and send there again what it had sent.
+    async def _move(self, headers: Headers, delay: float = 0.0) -> None:
+        """Move the call to a new stream (after ``delay``) and send there again what
+        it had sent; other operations wait meanwhile (:attr:`moving`).
 
-        Only after :meth:`can_retry` said yes. Raises :class:`RpcError` if no
-        stream could be opened, ``core.H2Error`` if the replay failed.
+        Raises the call's status if it could not move, or ended meanwhile.
         """
-        self._retried = True
         self.moving = moving = asyncio.get_running_loop().create_future()
         try:
+            if delay > 0:
+                await self._bounded(asyncio.sleep(delay))
             stream = await self.open(headers)
             data = b"".join(self.replay or ())
             if data or self._replay_end:
@@ -276,7 +273,17 @@ class StreamAttempts:
                 except BaseException:
                     stream.reset(ErrorCodes.CANCEL)
                     raise
-            return stream
+            if self._status.error is not None:  # cancelled or timed out meanwhile
+                stream.reset(ErrorCodes.CANCEL)
+                raise self._status.error
+            self.stream = stream
+        except core.H2Error as error:
+            self.give_up(error)
+        except BaseException as error:
+            failure = self._failed_opening(error)
+            if isinstance(error, RpcError):
+                raise failure from None
+            raise
         finally:
             self.moving = None
             moving.set_result(None)
