@@ -58,7 +58,9 @@ class Channel:
     ``"unix-abstract:name"`` (``:authority`` then ``localhost``).
     ``load_balancing`` chooses how calls spread over the addresses
     (:mod:`rpc.client.balancer`): ``"pick_first"`` uses the first that
-    connects, ``"round_robin"`` connects to all and takes each in turn.
+    connects, ``"round_robin"`` connects to all and takes each in turn;
+    without it, the service config's ``loadBalancingConfig`` chooses, else
+    ``"pick_first"``.
     ``compression`` and ``metadata`` are defaults for every call; a call's own
     arguments win.
 
@@ -113,7 +115,7 @@ class Channel:
         engine: str | None = None,
         interceptors: Iterable[ClientInterceptor] = (),
         connector: core.Connector | None = None,
-        load_balancing: str = "pick_first",
+        load_balancing: str | None = None,
         service_config: ServiceConfig | Mapping[str, Any] | str | None = None,
         retry_buffer_size: int = DEFAULT_RETRY_BUFFER_SIZE,
         per_rpc_retry_buffer_size: int = DEFAULT_PER_RPC_RETRY_BUFFER_SIZE,
@@ -158,7 +160,9 @@ class Channel:
         self._resolution: asyncio.Task[None] | None = None
         """Resolves the target (again), and retries with backoff until it has addresses."""
         self._resolution_failure: str | None = None
-        self._balancer = policy_named(load_balancing)(
+        if load_balancing is None and self.service_config is not None:
+            load_balancing = self.service_config.load_balancing_policy
+        self._balancer = policy_named(load_balancing or "pick_first")(
             self._new_subchannel, self._balancer_changed, self._resolve_again
         )
         self.ready_connection: Callable[[], core.Connection | None] = self._balancer.pick

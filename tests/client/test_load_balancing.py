@@ -131,6 +131,34 @@ async def test_round_robin_shares_calls_and_rides_out_a_server_restart(
         assert channel._balancer.subchannels[0] is sub_a  # the same subchannel throughout
 
 
+@pytest.mark.parametrize(
+    ("service_config", "load_balancing", "shared"),
+    [
+        ({"loadBalancingConfig": [{"unknown_policy": {}}, {"round_robin": {}}]}, None, True),
+        ({"loadBalancingPolicy": "ROUND_ROBIN"}, None, True),
+        ({"loadBalancingConfig": [{"round_robin": {}}]}, "pick_first", False),
+        ({}, None, False),
+    ],
+)
+async def test_the_service_config_chooses_the_policy_unless_the_channel_does(
+    servers: tuple[NamedServer, NamedServer],
+    service_config: dict[str, Any],
+    load_balancing: str | None,
+    shared: bool,
+) -> None:
+    a, b = servers
+    target = f"ipv4:127.0.0.1:{a.port},127.0.0.1:{b.port}"
+    async with rpc.Channel(
+        target, service_config=service_config, load_balancing=load_balancing, backoff=FAST
+    ) as channel:
+        if shared:
+            await _until_answered_by(channel, "b")
+            await _until_answered_by(channel, "a")
+            assert await _names(channel, 10) == {"a": 5, "b": 5}
+        else:
+            assert await _names(channel, 6) == {"a": 6}
+
+
 async def test_round_robin_fails_fast_only_when_no_address_answers() -> None:
     target = f"ipv4:127.0.0.1:{_unused_port()},127.0.0.1:{_unused_port()}"
     async with rpc.Channel(target, load_balancing="round_robin", backoff=FAST) as channel:
