@@ -79,6 +79,8 @@ class Subchannel:
         each with the task that notices when it closes."""
         self._connector: asyncio.Task[None] | None = None
         """Connects, and in TRANSIENT_FAILURE sleeps and retries; at most one."""
+        self._stopped_connectors: set[asyncio.Task[None]] = set()
+        """Connecting tasks cancelled but not finished yet: :meth:`close` waits for them."""
 
     def __repr__(self) -> str:
         return f"<Subchannel {self.address} {self.state.name}>"
@@ -92,8 +94,7 @@ class Subchannel:
     def stop_connecting(self) -> None:
         """Give up connecting (another address won): back to IDLE, if not READY."""
         if self.state in (ConnectivityState.CONNECTING, ConnectivityState.TRANSIENT_FAILURE):
-            if self._connector is not None:
-                self._connector.cancel()
+            self._stop_connector()
             self._set_state(ConnectivityState.IDLE)
 
     def forget_closed_connection(self) -> None:
@@ -114,10 +115,26 @@ class Subchannel:
             self.state = state
             self._on_state_change(self, previous)
 
+    def _stop_connector(self) -> None:
+        """Cancel the connecting task and disown it (:meth:`close` still awaits it).
+
+        Disowned, because the cancellation alone may not stop it: on Python
+        < 3.12, ``asyncio.wait_for`` can swallow a cancellation that arrives as
+        the connection attempt fails (it raises the failure instead), and the
+        task would go on retrying forever. It checks that it is still the
+        subchannel's before each step (:meth:`_connect_with_backoff`).
+        """
+        task, self._connector = self._connector, None
+        if task is not None:
+            task.cancel()
+            self._stopped_connectors.add(task)
+            task.add_done_callback(self._stopped_connectors.discard)
+
     async def _connect_with_backoff(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = self.backoff
-        while True:
+        this = asyncio.current_task()
+        while self._connector is this:
             delay = backoff.next_delay()
             started = loop.time()
             self._set_state(ConnectivityState.CONNECTING)
@@ -126,10 +143,15 @@ class Subchannel:
                     self._open(self.address), backoff.connect_timeout(delay)
                 )
             except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
+                if self._connector is not this:
+                    return  # stopped meanwhile (its cancellation swallowed)
                 self.last_failure = f"cannot connect to {self.label}: {exc!r}"
                 self._set_state(ConnectivityState.TRANSIENT_FAILURE)
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
                 continue
+            if self._connector is not this:  # stopped meanwhile: not wanted any more
+                conn.abort()
+                return
             backoff.reset()
             self.last_failure = ""
             self.connection = conn
@@ -161,8 +183,7 @@ class Subchannel:
         """
         self.state = ConnectivityState.SHUTDOWN
         self.connection = None
-        if self._connector is not None:
-            self._connector.cancel()
+        self._stop_connector()
         for conn in self._connections:
             conn.close_connection()
 
@@ -171,10 +192,10 @@ class Subchannel:
         self.state = ConnectivityState.SHUTDOWN
         self.connection = None
         tasks = list(self._connections.values())
-        if self._connector is not None:
-            tasks.append(self._connector)
         for task in tasks:
             task.cancel()
+        self._stop_connector()
+        tasks.extend(self._stopped_connectors)
         connections = list(self._connections)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -86,3 +86,29 @@ async def test_stop_connecting_gives_up_and_close_leaves_no_task() -> None:
     await sub.close()
     assert connector is not None and connector.done()
     assert sub.state is ConnectivityState.SHUTDOWN
+
+
+async def test_a_connector_whose_cancellation_was_swallowed_still_stops() -> None:
+    """On Python < 3.12, ``asyncio.wait_for`` turns a cancellation that arrives as
+    the connection attempt fails into that failure. The connecting task must stop
+    all the same: it used to go on retrying, and ``close()`` waited for it forever."""
+    attempts = 0
+    sub: Subchannel | None = None
+
+    async def fail_as_the_subchannel_stops(address: Address) -> rpc.core.Connection:
+        nonlocal attempts
+        attempts += 1
+        assert sub is not None
+        if attempts == 1:
+            sub.stop_connecting()  # the cancellation lands as this attempt fails
+        raise ConnectionRefusedError("refused")
+
+    sub = Subchannel(
+        Address("127.0.0.1", 9), fail_as_the_subchannel_stops, FAST, lambda *_: None, print
+    )
+    sub.connect()
+    await _eventually(lambda: attempts > 0)
+    for _ in range(50):  # time for retries (FAST backoff: tens of ms) if it went on
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(sub.close(), TIMEOUT)
+    assert attempts == 1
