@@ -198,15 +198,16 @@ class Server:
         if unix is not None:
             host, port = None, 0
         socket_options: dict[str, Any] = {"reuse_port": True} if reuse_port else {}
+        listen_port: int | None = port
         if sock is not None:
             if unix is not None or reuse_port:
                 raise ValueError("a given socket takes neither unix nor reuse_port")
-            host, port = None, 0
+            host, listen_port = None, None
             socket_options["sock"] = sock
         self._server = await core.start_server(
             self._on_connected,
             host,
-            port,
+            listen_port,
             unix=unix,
             concurrency=self.max_concurrent_streams,
             keepalive=self.keepalive,

@@ -1,14 +1,16 @@
 """Server factories for tests/server/test_workers.py, run in worker processes by ``h2rpc serve``.
 
 ``make_server`` serves ``Pid`` (answers the worker's process id, as ASCII
-bytes), ``Sleep`` (waits the seconds the request gives, then answers the
-pid) and the health service.
+bytes), ``Slow`` (a server stream: the pid at once, then the pid again after
+the seconds the request gives: a call that is surely in flight once its first
+message arrived) and the health service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import rpc
@@ -17,27 +19,28 @@ from rpc.services.health import HealthServicer
 SERVICE = "/h2rpc.test.Workers"
 
 
-def _method(name: str) -> rpc.Method[Any, Any]:
-    return rpc.Method(f"{SERVICE}/{name}", rpc.MethodKind.UNARY_UNARY, bytes, bytes, bytes, bytes)
+def _method(name: str, kind: rpc.MethodKind) -> rpc.Method[Any, Any]:
+    return rpc.Method(f"{SERVICE}/{name}", kind, bytes, bytes, bytes, bytes)
 
 
-PID = _method("Pid")
-SLEEP = _method("Sleep")
+PID = _method("Pid", rpc.MethodKind.UNARY_UNARY)
+SLOW = _method("Slow", rpc.MethodKind.UNARY_STREAM)
 
 
 async def pid(request: bytes, context: rpc.ServerContext) -> bytes:
     return str(os.getpid()).encode()
 
 
-async def sleep(request: bytes, context: rpc.ServerContext) -> bytes:
+async def slow(request: bytes, context: rpc.ServerContext) -> AsyncIterator[bytes]:
+    yield str(os.getpid()).encode()
     await asyncio.sleep(float(request))
-    return str(os.getpid()).encode()
+    yield str(os.getpid()).encode()
 
 
 def make_server() -> rpc.Server:
     server = rpc.Server([HealthServicer()])
     server.add_method(PID, pid)
-    server.add_method(SLEEP, sleep)
+    server.add_method(SLOW, slow)
     return server
 
 
