@@ -12,7 +12,8 @@ Payload, every response checked) but with more connections, since each
 connection stays on the worker the kernel gave it, and stops it with
 SIGTERM. Prints each count's median requests/s and its ratio to the first
 count's (the scaling factor), and the CPU cores the workers and h2load used
-while h2load ran (on a 2-core machine h2load's share caps the scaling).
+while h2load ran (on a 2-core machine h2load's share caps the scaling; on a
+shared one, so do the other processes: the load average is printed too).
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def main() -> None:
                 cores[count].append(used)
                 print(
                     f"run {number + 1}: {count} worker(s): {rate:,.0f} req/s "
-                    f"(cores: workers {used[0]:.2f}, h2load {used[1]:.2f})",
+                    f"(cores: workers {used[0]:.2f}, h2load {used[1]:.2f}; "
+                    f"load average {os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
     base = statistics.median(rates[counts[0]])
@@ -145,9 +147,12 @@ def main() -> None:
         median = statistics.median(rates[count])
         worker_cores = statistics.median(used[0] for used in cores[count])
         h2load_cores = statistics.median(used[1] for used in cores[count])
+        pairs = zip(rates[count], cores[count], strict=True)
+        per_core = statistics.median(rate / used[0] for rate, used in pairs)
         print(
             f"{count} worker(s): {median:,.0f} req/s  x{median / base:.2f}  "
-            f"(cores: workers {worker_cores:.2f}, h2load {h2load_cores:.2f})"
+            f"(cores: workers {worker_cores:.2f}, h2load {h2load_cores:.2f}; "
+            f"{per_core:,.0f} req per worker CPU-second)"
         )
 
 

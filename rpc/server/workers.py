@@ -286,6 +286,13 @@ class Supervisor:
 
     async def _supervise(self, slot: _Slot) -> None:
         """Keep one worker running until the supervisor stops (or gives up)."""
+        try:
+            await self._keep_running(slot)
+        except Exception as exc:  # cannot start processes at all (EMFILE, ENOMEM...)
+            log.exception("worker %d: cannot run a worker process", slot.index)
+            self._fail(f"worker {slot.index}: cannot run a worker process: {exc!r}")
+
+    async def _keep_running(self, slot: _Slot) -> None:
         while not self._stopping.is_set():
             assert slot.ready is not None
             process, listened_at = await self._run_worker(slot)
@@ -313,6 +320,9 @@ class Supervisor:
         supervisor_end, worker_end = socket.socketpair()
         try:
             process = await self._spawn(worker_end)
+        except BaseException:
+            supervisor_end.close()
+            raise
         finally:
             worker_end.close()
         slot.process = process
@@ -365,6 +375,9 @@ class Supervisor:
             f"cannot serve {self.factory}"
         )
         log.error("%s", message)
+        self._fail(message)
+
+    def _fail(self, message: str) -> None:
         if self._failure is None:
             self._failure = WorkerStartupError(message)
             self._failed.set()

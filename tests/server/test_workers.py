@@ -296,3 +296,18 @@ def test_workers_leave_when_the_supervisor_is_killed() -> None:
                     break
                 time.sleep(0.1)
             assert not _alive(pid), f"worker {pid} outlived its supervisor"
+
+
+def test_a_worker_that_cannot_be_spawned_ends_the_start() -> None:
+    async def scenario() -> None:
+        supervisor = workers.Supervisor(APP, workers=2)
+
+        async def cannot_spawn(control: object) -> None:
+            raise OSError(24, "Too many open files")
+
+        supervisor._spawn = cannot_spawn  # type: ignore[method-assign,assignment]
+        with pytest.raises(workers.WorkerStartupError, match="cannot run a worker process"):
+            await supervisor.start()
+        assert supervisor.state is workers.SupervisorState.STOPPED
+
+    asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
