@@ -198,7 +198,11 @@ class Supervisor:
         early if :meth:`stop` is called meanwhile.
         """
         self._move(SupervisorState.STARTING)
-        self._socket = self._bind()
+        try:
+            self._socket = self._bind()
+        except OSError as exc:
+            where = f"{self._where} port {self.requested_port}"
+            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
         mode = "one shared listening socket" if self.share_socket else "SO_REUSEPORT"
         log.info(
             "starting %d workers on %s port %d (%s)", self.workers, self._where, self.port, mode
@@ -246,7 +250,8 @@ class Supervisor:
         if self._state in (SupervisorState.STARTING, SupervisorState.RUNNING):
             self._move(SupervisorState.STOPPING)
             self._stopping.set()
-            log.info("draining %d workers (grace %s s)", len(self.pids), self.grace)
+            if self._tasks:
+                log.info("draining %d workers (grace %s s)", len(self.pids), self.grace)
             for slot in self._slots:
                 _send(slot.process, signal.SIGTERM)
         if self._tasks:
@@ -263,7 +268,8 @@ class Supervisor:
             self._socket.close()
         if self._state is SupervisorState.STOPPING:
             self._move(SupervisorState.STOPPED)
-            log.info("all workers stopped")
+            if self._tasks:
+                log.info("all workers stopped")
 
     async def run(self, on_ready: Callable[[int], object] | None = None) -> None:
         """Start, serve until SIGINT or SIGTERM, then :meth:`stop`.
@@ -471,7 +477,8 @@ def serve(
 ) -> int:
     """Run a :class:`Supervisor` until SIGINT or SIGTERM; returns an exit status.
 
-    0 after a drain; 1 if the workers could not start (the reason is logged).
+    0 after a drain; 1 if the port cannot be bound or the workers could not
+    start (the reason is logged).
     What a program's main calls (``h2rpc serve`` and the helloworld example do).
     """
     supervisor = Supervisor(
@@ -479,7 +486,10 @@ def serve(
     )
     try:
         asyncio.run(supervisor.run(on_ready))
-    except WorkerStartupError:
+    except WorkerStartupError:  # logged where it happened
+        return 1
+    except OSError as exc:  # the port cannot be bound
+        log.error("%s", exc)
         return 1
     return 0
 

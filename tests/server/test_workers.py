@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -311,3 +312,13 @@ def test_a_worker_that_cannot_be_spawned_ends_the_start() -> None:
         assert supervisor.state is workers.SupervisorState.STOPPED
 
     asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        with killed_at_exit(start_serving("--port", port)) as process:
+            _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1
+    assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in stderr
+    assert "Traceback" not in stderr
