@@ -26,6 +26,7 @@ import grpc
 import pytest
 
 import rpc
+from rpc.cli import main
 from rpc.server import workers
 from rpc.services import health
 from tests.example_commands import clean_env, docstring_command
@@ -322,3 +323,11 @@ def test_a_port_in_use_is_a_clear_error() -> None:
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("workers_option", ["0", "-2", "two"])
+def test_h2rpc_serve_refuses_a_bad_worker_count(
+    workers_option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", APP, "--workers", workers_option]) == 1
+    assert "--workers" in capsys.readouterr().err
