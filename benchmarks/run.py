@@ -257,14 +257,8 @@ def grpc_request() -> bytes:
 RATE = r"finished in [\d.]+\w*, ([\d.]+) req/s"
 
 
-def run_h2load(
-    port: int, settings: common.Settings, *, clients: int = 4, streams: int = 32, threads: int = 1
-) -> float:
+def run_h2load(port: int, settings: common.Settings) -> float:
     """The server's requests/s under h2load (4 connections x 32 streams, unary gRPC calls).
-
-    ``clients``, ``streams`` and ``threads`` change h2load's connections,
-    streams per connection and threads (benchmarks/workers.py spreads more
-    connections over several server processes).
 
     A timed warm-up run estimates the rate; the measured run then sends a fixed
     number of requests, so that its counts can be checked exactly: every request
@@ -277,9 +271,9 @@ def run_h2load(
         file.flush()
         common_args = [
             "h2load",
-            f"--clients={clients}",
-            f"--max-concurrent-streams={streams}",
-            f"--threads={threads}",
+            "--clients=4",
+            "--max-concurrent-streams=32",
+            "--threads=1",
             "--header=content-type: application/grpc",
             "--header=te: trailers",
             f"--data={file.name}",

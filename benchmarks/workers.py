@@ -9,7 +9,8 @@ workers:make_server --workers N`` (the ``bench.Echo`` server of
 impl_h2rpc in each worker, sharing the port with SO_REUSEPORT), drives it
 with h2load as run.py's h2load scenario does (unary gRPC calls of a 64-byte
 Payload, every response checked) but with more connections, since each
-connection stays on the worker the kernel gave it, and stops it with
+connection stays on the worker the kernel gave it, and for a fixed time
+rather than a fixed count (see :func:`h2load_rate`), and stops it with
 SIGTERM. Prints each count's median requests/s and its ratio to the first
 count's (the scaling factor), and the CPU cores the workers and h2load used
 while h2load ran (on a 2-core machine h2load's share caps the scaling; on a
@@ -36,6 +37,42 @@ import common
 import run
 
 SERVING_ON = re.compile(r"serving on \S+ port (\d+) with")
+
+
+def h2load_rate(port: int, settings: common.Settings, args: argparse.Namespace) -> float:
+    """h2load's requests/s over a fixed time (after a warm-up), every response checked.
+
+    By time, not by a fixed number of requests as run.py does: h2load gives
+    each connection an equal share of a fixed count, so a worker that got
+    fewer connections would finish its share early and idle while the other
+    finishes, and the figure would measure the kernel's spreading, not the
+    workers.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".bin") as file:
+        file.write(run.grpc_request())
+        file.flush()
+        output = run.h2load(
+            [
+                "h2load",
+                f"--clients={args.clients}",
+                f"--max-concurrent-streams={args.streams}",
+                f"--threads={args.h2load_threads}",
+                "--header=content-type: application/grpc",
+                "--header=te: trailers",
+                f"--data={file.name}",
+                f"--warm-up-time={max(1, round(settings.warmup))}",
+                f"--duration={max(1, round(settings.seconds))}",
+                f"http://{common.HOST}:{port}/bench.Echo/Unary",
+            ]
+        )
+    counts = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", output)
+    ok_status = re.search(r"status codes: (\d+) 2xx", output)
+    rate = re.search(run.RATE, output)
+    if not (counts and ok_status and rate):
+        raise RuntimeError(f"cannot read h2load's output:\n{output}")
+    if counts[2] != "0" or counts[3] != "0" or ok_status[1] != counts[1]:
+        raise RuntimeError(f"h2load: requests failed:\n{output}")
+    return float(rate[1])
 
 
 def make_server() -> Any:
@@ -116,13 +153,7 @@ def main() -> None:
                 try:
                     started = time.monotonic()
                     before = (workers_cpu_seconds(process.pid), children_cpu_seconds())
-                    rate = run.run_h2load(
-                        port,
-                        settings,
-                        clients=args.clients,
-                        streams=args.streams,
-                        threads=args.h2load_threads,
-                    )
+                    rate = h2load_rate(port, settings, args)
                     elapsed = time.monotonic() - started
                     used = (
                         (workers_cpu_seconds(process.pid) - before[0]) / elapsed,
