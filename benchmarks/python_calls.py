@@ -3,6 +3,7 @@
     H2RPC_BENCH_TREE=/path/to/checkout python benchmarks/python_calls.py [--interceptors N]
                                                    [--metrics] [--side both|client|server]
                                                    [--workload unary|ping_pong] [--functions]
+                                                   [--load-balancing pick_first|round_robin]
 
 Where CPU timings drown in the noise of a shared machine, call counts do not: the
 same code path gives the same count on every run. Use it to check that a change adds
@@ -11,7 +12,8 @@ nothing per call (compare two trees), or what a feature costs per call
 ``--metrics``: rpc.observability's metrics interceptors with an in-memory recorder).
 ``--workload ping_pong`` counts one write and one read on a bidi call (the server
 echoes each message) instead: the per-message path. ``--functions`` also lists the
-calls per function, to diff two trees.
+calls per function, to diff two trees. ``--load-balancing`` gives the channel that
+policy (a tree from before client-side load balancing takes none).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ async def count_calls(
     metrics: bool,
     workload: str,
     functions: collections.Counter[str] | None,
+    load_balancing: str | None = None,
 ) -> tuple[float, float]:
     server_chain: list[Any] = []
     client_chain: list[Any] = []
@@ -94,6 +97,8 @@ async def count_calls(
     if server_chain and side in ("both", "server"):
         server_options["interceptors"] = server_chain
     channel_options: dict[str, Any] = {}
+    if load_balancing is not None:
+        channel_options["load_balancing"] = load_balancing
     if client_chain and side in ("both", "client"):
         channel_options["interceptors"] = client_chain
     server = rpc.Server(**server_options)
@@ -154,6 +159,7 @@ def main() -> None:
     parser.add_argument("--side", choices=["both", "client", "server"], default="both")
     parser.add_argument("--workload", choices=["unary", "ping_pong"], default="unary")
     parser.add_argument("--functions", action="store_true")
+    parser.add_argument("--load-balancing", choices=["pick_first", "round_robin"])
     args = parser.parse_args()
     functions: collections.Counter[str] = collections.Counter()
     python_calls, c_calls = asyncio.run(
@@ -163,12 +169,13 @@ def main() -> None:
             args.metrics,
             args.workload,
             functions if args.functions else None,
+            args.load_balancing,
         )
     )
     unit = "unary call" if args.workload == "unary" else "ping-pong round trip"
     print(
         f"rpc from {rpc.__file__}: interceptors={args.interceptors} metrics={args.metrics} "
-        f"({args.side}): "
+        f"load_balancing={args.load_balancing or 'default'} ({args.side}): "
         f"{python_calls:.1f} Python calls, {c_calls:.1f} C calls per {unit}"
     )
     for name, count in sorted(functions.items(), key=lambda item: (-item[1], item[0])):

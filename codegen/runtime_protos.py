@@ -10,9 +10,9 @@ one pool are an import error, so an application could not use both libraries.
 Our modules build the messages in a private pool instead (``rpc._proto.POOL``);
 the wire format does not care which pool a class came from.
 
-The modules are checked in, so installing h2rpc never needs protoc; the
-.proto files are copied beside them (``rpc/_proto/grpc_health/v1/health.proto``)
-to be shipped in the wheel. Their
+The modules are checked in, so installing h2rpc never needs protoc. Their
+.proto files live beside them (``rpc/_proto/grpc_health/v1/health.proto``), the
+one copy in the tree: shipped in the wheel, and the source of the modules. Their
 ``.py`` only uses protobuf's public API (no gencode version check); the typing
 comes from protoc's ``.pyi`` next to them.
 """
@@ -33,7 +33,7 @@ from .pyi import fix_pyi
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGE = "rpc._proto"
 
-#: .proto file (under protos/) -> module stem inside rpc/_proto/.
+#: .proto file (under rpc/_proto/) -> module stem inside rpc/_proto/.
 RUNTIME_PROTOS = {
     "grpc_health/v1/health.proto": "health_v1",
     "grpc_reflection/v1/reflection.proto": "reflection_v1",
@@ -97,7 +97,7 @@ def messages_module(proto: FileDescriptorProto) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(protos_dir: Path = PROJECT / "protos") -> dict[str, str]:
+def render(protos_dir: Path = PROJECT / "rpc" / "_proto") -> dict[str, str]:
     """File name in rpc/_proto/ -> its content, for every runtime proto (and the .proto)."""
     with tempfile.TemporaryDirectory() as tmp:
         descriptor_set = Path(tmp) / "set.pb"

@@ -130,8 +130,9 @@ ensure_curl() {
 }
 
 ensure_grpc_js() {
-    # tests/interop/test_grpc_js.py: Node with the locked @grpc/grpc-js and
-    # @grpc/proto-loader in tests/interop/grpc_js (reinstalled when its
+    # tests/interop/test_grpc_js.py and tests/cli/test_grpc_js.py: Node with the
+    # locked @grpc/grpc-js, @grpc/proto-loader, grpc-health-check and
+    # @grpc/reflection in tests/interop/grpc_js (reinstalled when its
     # package.json or package-lock.json changed). On failure (no network) the
     # tests skip, saying why, so this step only warns.
     local project="$ROOT/tests/interop/grpc_js"

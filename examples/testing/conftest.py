@@ -1,32 +1,22 @@
-"""Makes the helloworld example importable for its tests: generates its code
-(as ``examples/demo.py`` does) and puts it and ``examples/helloworld`` on
-``sys.path``. A project with generated code already on its path needs none
+"""Makes the helloworld example importable for its tests: loads its code at run
+time with ``rpc.protos`` (as ``examples/helloworld/server.py`` does; no code is
+generated on disk) and puts ``examples/helloworld`` on ``sys.path`` for its
+``server`` module. A project with generated code already on its path needs none
 of this: h2rpc's pytest plugin, installed with h2rpc, brings the fixtures.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ROOT / "examples" / "_generated"
+import rpc
 
-subprocess.run(
-    [
-        sys.executable,
-        "-m",
-        "codegen",
-        "-I",
-        str(ROOT / "protos"),
-        "--out",
-        str(GENERATED),
-        str(ROOT / "protos" / "helloworld" / "helloworld.proto"),
-    ],
-    check=True,
-    cwd=ROOT,
-)
-for path in (GENERATED, ROOT / "examples" / "helloworld"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+ROOT = Path(__file__).resolve().parents[2]
+
+# Registers helloworld.helloworld_pb2 and helloworld.helloworld_rpc in sys.modules,
+# where the tests' `from helloworld.helloworld_pb2 import ...` finds them.
+rpc.protos("helloworld/helloworld.proto", include=[ROOT / "protos"])
+HELLOWORLD = str(ROOT / "examples" / "helloworld")
+if HELLOWORLD not in sys.path:
+    sys.path.insert(0, HELLOWORLD)

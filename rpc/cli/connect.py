@@ -1,10 +1,12 @@
 """Connection options shared by every command that talks to a server, and the channel they open.
 
-TLS is the default for remote hosts and plaintext for loopback ones (as a
-developer's local server usually is); ``--tls``/``--plaintext`` decide
-otherwise. Connecting is done up front, failing fast: a refused or
-unverifiable connection is reported as such (exit status 2), not as the
-UNAVAILABLE status of whatever call came first.
+The server is named by any target :class:`~rpc.Channel` takes: ``HOST:PORT``
+or a Unix socket (``unix:PATH``, ``unix:///PATH``, ``unix-abstract:NAME``),
+handed to the channel as given. TLS is the default for remote hosts and
+plaintext for loopback ones and Unix sockets (as a developer's local server
+usually is); ``--tls``/``--plaintext`` decide otherwise. Connecting is done
+up front, failing fast: a refused or unverifiable connection is reported as
+such (exit status 2), not as the UNAVAILABLE status of whatever call came first.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from contextlib import asynccontextmanager
 
 from ..client import Channel
 from ..client.connectivity import ConnectivityState
+from ..client.targets import Target, parse_target
 from ..protocol.metadata import Metadata
 from ..protocol.status import RpcError
 from .errors import CliError, ExitStatus, invalid
@@ -28,7 +31,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def add_address_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address", metavar="HOST:PORT", help="the server ([::1]:PORT for IPv6)")
+    parser.add_argument(
+        "address",
+        metavar="TARGET",
+        help="the server: HOST:PORT ([::1]:PORT for IPv6), unix:PATH, unix:///PATH "
+        "or unix-abstract:NAME",
+    )
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +45,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--plaintext",
         action="store_true",
-        help="HTTP/2 without TLS (the default for localhost, 127.0.0.0/8 and ::1)",
+        help="HTTP/2 without TLS (the default for localhost, 127.0.0.0/8, ::1 and Unix sockets)",
     )
     mode.add_argument(
         "--tls", action="store_true", help="TLS with ALPN h2 (the default for other hosts)"
@@ -114,11 +122,32 @@ def _decode_base64(value: str) -> bytes:
         raise ValueError(f"not base64: {value!r}") from None
 
 
-def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise invalid(f"the server address must be HOST:PORT, not {address!r}")
-    return host.strip("[]"), int(port)
+def parse_address(address: str) -> Target:
+    """The target named on the command line (what ``Channel(address)`` will connect to)."""
+    try:
+        target = parse_target(address)
+    except ValueError as exc:
+        raise invalid(f"the server address: {exc}") from None
+    ports = [target.port] if target.dns_name is not None else [a.port for a in target.addresses]
+    if target.unix is None and not (ports and all(0 < port < 65536 for port in ports)):
+        raise invalid(f"the server address must be HOST:PORT or unix:PATH, not {address!r}")
+    return target
+
+
+def host_of(target: Target) -> str:
+    """The host a TCP target names: its DNS name, or its first address."""
+    if target.dns_name is not None:
+        return target.dns_name
+    return target.addresses[0].host
+
+
+def is_local(target: Target) -> bool:
+    """A Unix socket or loopback hosts only: where plaintext is the default."""
+    if target.unix is not None:
+        return True
+    if target.dns_name is not None:
+        return is_loopback(target.dns_name)
+    return all(is_loopback(address.host) for address in target.addresses)
 
 
 def is_loopback(host: str) -> bool:
@@ -161,14 +190,13 @@ def _authority_host(authority: str) -> str:
 @asynccontextmanager
 async def open_channel(args: argparse.Namespace) -> AsyncIterator[Channel]:
     """A channel to ``args.address``, connected (or CliError(CONNECTION_FAILED)); closed after."""
-    host, port = split_address(args.address)
-    context = tls_context(args, host)
+    target = parse_address(args.address)
+    context = tls_context(args, "localhost" if is_local(target) else host_of(target))
     server_hostname = None
     if context is not None and args.authority:
         server_hostname = _authority_host(args.authority)
     channel = Channel(
-        host,
-        port,
+        args.address,
         ssl=context,
         server_hostname=server_hostname,
         authority=args.authority,

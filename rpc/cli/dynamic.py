@@ -8,7 +8,7 @@ message classes built at run time from the schema's descriptor pool.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
 from google.protobuf import json_format, message_factory
@@ -33,30 +33,6 @@ def message_class(descriptor: Descriptor) -> type[Message]:
     return message_factory.GetMessageClass(descriptor)
 
 
-def parse_json_messages(text: str, descriptor: Descriptor) -> list[bytes]:
-    """Serialized messages from a stream of JSON documents (concatenated or one per line)."""
-    cls = message_class(descriptor)
-    decoder = json.JSONDecoder()
-    messages: list[bytes] = []
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position == len(text):
-            return messages
-        try:
-            document, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
-            raise invalid(f"request {len(messages) + 1} is not JSON: {exc}") from None
-        try:
-            message = json_format.ParseDict(document, cls())
-        except json_format.ParseError as exc:
-            raise invalid(
-                f"request {len(messages) + 1} is not a {descriptor.full_name}: {exc}"
-            ) from None
-        messages.append(message.SerializeToString())
-
-
 def to_json(data: bytes, descriptor: Descriptor) -> str:
     """A response as one line of JSON (proto3 JSON mapping, lowerCamelCase names)."""
     message = message_class(descriptor)()
@@ -70,28 +46,30 @@ def to_json(data: bytes, descriptor: Descriptor) -> str:
 async def invoke(
     channel: Channel,
     method: Method[bytes, bytes],
-    requests: Sequence[bytes],
+    requests: Sequence[bytes] | AsyncIterable[bytes],
     *,
     timeout: float | None,
     metadata: Metadata | None = None,
 ) -> AsyncIterator[bytes]:
     """Make one call of any kind; yields its responses as they arrive (raises RpcError).
 
-    A unary-request method takes exactly one request.
+    A unary-request method takes exactly one request, in a sequence; a
+    client-streaming one sends what ``requests`` yields, as it yields it.
     """
     kind = method.kind
-    if not kind.client_streaming and len(requests) != 1:
-        raise invalid(f"{method.path} takes one request message, not {len(requests)}")
     call: Any
-    if kind is MethodKind.UNARY_UNARY:
-        yield await channel.unary_unary(method)(requests[0], timeout=timeout, metadata=metadata)
-        return
-    if kind is MethodKind.STREAM_UNARY:
-        yield await channel.stream_unary(method)(requests, timeout=timeout, metadata=metadata)
-        return
-    if kind is MethodKind.UNARY_STREAM:
-        call = channel.unary_stream(method)(requests[0], timeout=timeout, metadata=metadata)
-    else:
+    if kind.client_streaming:
+        if kind is MethodKind.STREAM_UNARY:
+            yield await channel.stream_unary(method)(requests, timeout=timeout, metadata=metadata)
+            return
         call = channel.stream_stream(method)(requests, timeout=timeout, metadata=metadata)
+    else:
+        if not isinstance(requests, Sequence) or len(requests) != 1:
+            count = len(requests) if isinstance(requests, Sequence) else "a stream"
+            raise invalid(f"{method.path} takes one request message, not {count}")
+        if kind is MethodKind.UNARY_UNARY:
+            yield await channel.unary_unary(method)(requests[0], timeout=timeout, metadata=metadata)
+            return
+        call = channel.unary_stream(method)(requests[0], timeout=timeout, metadata=metadata)
     async for response in call:
         yield response

@@ -22,6 +22,7 @@ from google.protobuf.descriptor import (
 
 from ..protocol.status import StatusCode
 from .errors import invalid
+from .imports import missing_imports
 from .reflection import ReflectionClient, ReflectionError
 
 Symbol = ServiceDescriptor | MethodDescriptor | Descriptor | EnumDescriptor
@@ -110,8 +111,33 @@ class Schema(abc.ABC):
         try:
             self.pool.AddSerializedFile(data)
         except (TypeError, ValueError) as exc:
-            raise invalid(f"cannot use {name}: {exc}") from None
+            if not self._add_with_missing_imports(proto, files, (*importers, name)):
+                raise invalid(f"cannot use {name}: {exc}") from None
         self._added.add(name)
+
+    def _add_with_missing_imports(
+        self,
+        proto: descriptor_pb2.FileDescriptorProto,
+        files: dict[str, bytes],
+        importers: tuple[str, ...],
+    ) -> bool:
+        """Add a file that uses types of other files it does not import (as grpc-js's
+        reflection serves them: see :mod:`.imports`), importing those; False if none."""
+        others = {
+            name: descriptor_pb2.FileDescriptorProto.FromString(data)
+            for name, data in files.items()
+        }
+        missing = missing_imports(proto, others)
+        if not missing:
+            return False
+        for dependency in missing:
+            self._add_file(dependency, files, importers)
+        proto.dependency.extend(missing)
+        try:
+            self.pool.AddSerializedFile(proto.SerializeToString())
+        except (TypeError, ValueError):
+            return False
+        return True
 
 
 def _well_known_file(name: str) -> bytes:

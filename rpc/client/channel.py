@@ -1,33 +1,27 @@
-"""The gRPC client channel: one HTTP/2 connection, shared by many calls, and the
-callables (``channel.unary_unary(method)`` …) that start calls on it.
+"""The gRPC client channel: the target's connections (one per address, balanced by
+a policy), shared by many calls, and the callables (``channel.unary_unary(method)``
+…) that start calls on it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic
 
 from .. import core
-from ..http2 import ErrorCodes
 from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method, MethodKind, Req, Resp
 from ..protocol import compression as codecs
-from ..protocol.metadata import (
-    Metadata,
-    MetadataLike,
-)
-from ..protocol.status import (
-    RpcError,
-    StatusCode,
-)
+from ..protocol.metadata import Metadata, MetadataLike
+from ..protocol.status import RpcError, StatusCode
 from ..version import __version__
+from .balancer import policy_named
 from .call import _UNSET, Call
-from .connectivity import Backoff, BackoffConfig, ConnectivityState
+from .connectivity import BackoffConfig, ConnectivityState
 from .interceptors import (
     ClientInterceptor,
     ClientInterceptors,
@@ -38,37 +32,29 @@ from .interceptors import (
     UnaryUnaryCall,
     unary_unary,
 )
-from .targets import parse_target
+from .resolver import ResolutionError, Resolver
+from .subchannel import StateListener, Subchannel, asked_to_slow_down, open_ready_connection
+from .targets import Address, parse_target
 
 USER_AGENT = f"grpc-python-h2rpc/{__version__}"
 
 log = logging.getLogger(__name__)
 
-_REFUSED_AFTER_TLS = (
-    "{} right after the TLS handshake: the server may require a client certificate"
-    " or have refused this one (mutual TLS: see rpc.ssl_channel_context)"
-)
-"""With TLS 1.3 the client's handshake ends before the server checks the client
-certificate; a refusal then shows as a bare close (asyncio drops the alert)."""
-
-
-def _lost_without_reason(exc: BaseException) -> bool:
-    """The transport closed under the connection, with no GOAWAY and no error of ours."""
-    return (
-        isinstance(exc, core.ConnectionClosedError)
-        and not exc.remote
-        and str(exc).startswith("connection lost")
-    )
-
 
 class Channel:
-    """A connection to one gRPC server, opened lazily and shared by concurrent calls.
+    """Calls to one gRPC service, over connections opened lazily and shared by calls.
 
-    ``target`` is ``"host:port"`` (or give ``port`` separately), or a Unix
-    socket as gRPC names them: ``"unix:/path"``, ``"unix:relative/path"``,
-    ``"unix:///path"``, ``"unix-abstract:name"`` (:mod:`rpc.client.targets`;
-    ``:authority`` is then ``localhost``). ``compression``
-    and ``metadata`` are defaults for every call; a call's own arguments win.
+    ``target`` names the server in gRPC's syntax (:mod:`rpc.client.targets`):
+    ``"host:port"`` (or give ``port`` separately) and ``"dns:///host:port"``
+    connect to any address the name resolves to; ``"ipv4:a:p,b:p"`` and
+    ``"ipv6:[a]:p,[b]:p"`` list the addresses; a Unix socket is
+    ``"unix:/path"``, ``"unix:relative/path"``, ``"unix:///path"`` or
+    ``"unix-abstract:name"`` (``:authority`` then ``localhost``).
+    ``load_balancing`` chooses how calls spread over the addresses
+    (:mod:`rpc.client.balancer`): ``"pick_first"`` uses the first that
+    connects, ``"round_robin"`` connects to all and takes each in turn.
+    ``compression`` and ``metadata`` are defaults for every call; a call's own
+    arguments win.
 
     Connection management follows gRPC (see :class:`ConnectivityState`): the
     channel starts IDLE and connects on the first call; a failed attempt puts it
@@ -81,7 +67,8 @@ class Channel:
     sets the default for every call): those wait for READY, within their deadline.
     ``connect_timeout``, if given, overrides ``backoff.min_connect_timeout``.
     ``authority`` replaces ``host:port`` as every call's ``:authority``; with
-    TLS, ``server_hostname`` is the name the certificate is checked against.
+    TLS, ``server_hostname`` is the name the certificate is checked against
+    (by default the target's host name, whatever address it resolved to).
 
     ``keepalive`` (off by default, as in gRPC) pings the server after
     ``keepalive.time`` without traffic and drops the connection if nothing comes
@@ -116,13 +103,15 @@ class Channel:
         engine: str | None = None,
         interceptors: Iterable[ClientInterceptor] = (),
         connector: core.Connector | None = None,
+        load_balancing: str = "pick_first",
     ) -> None:
         self.interceptors = ClientInterceptors(interceptors)
-        self._target = parse_target(target, port)
+        parsed = parse_target(target, port)
         self._ssl = ssl
-        self._server_hostname = server_hostname
-        self._authority = authority or self._target.default_authority
+        self._server_hostname = server_hostname or parsed.dns_name
+        self._authority = authority or parsed.authority
         self._open_transport = connector
+        self._resolver = Resolver(parsed.unresolved() if connector is not None else parsed)
         self.compression = codecs.check_supported(compression)
         self.metadata = Metadata(metadata) if metadata else None
         self.max_receive_message_length = max_receive_message_length
@@ -135,21 +124,25 @@ class Channel:
         self.keepalive = keepalive
         self.engine = engine
         """The HTTP/2 engine of every connection (None: ``$H2RPC_ENGINE`` or the default)."""
-        self._backoff = Backoff(backoff)
         self.user_agent = (f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT).encode()
         """The ``user-agent`` header of every call: the given one, then h2rpc's."""
         self._state = ConnectivityState.IDLE
         self._state_changed: asyncio.Future[None] | None = None
         """Resolved (and forgotten) at the next state change; created when awaited."""
-        self._connection: core.Connection | None = None
-        """The connection new calls use; None unless READY."""
-        self._connections: dict[core.Connection, asyncio.Task[None]] = {}
-        """Every open connection (the current one and those draining after GOAWAY),
-        each with the task that notices when it closes."""
-        self._connector: asyncio.Task[None] | None = None
-        """Connects, and in TRANSIENT_FAILURE sleeps and retries; at most one."""
-        self._last_failure = ""
         self._closed = False
+        self._resolution: asyncio.Task[None] | None = None
+        """Resolves the target (again), and retries with backoff until it has addresses."""
+        self._resolution_failure: str | None = None
+        self._balancer = policy_named(load_balancing)(
+            self._new_subchannel, self._balancer_changed, self._resolve_again
+        )
+        self.ready_connection: Callable[[], core.Connection | None] = self._balancer.pick
+        """The connection for a new call, if one is READY (the fast path of every
+        call: when it answers None, the call asks :meth:`connection_for_call`)."""
+        self._resolved = self._resolver.is_fixed
+        """The balancer has the target's addresses."""
+        if self._resolved:
+            self._balancer.update_addresses(self._resolver.target.addresses)
 
     # --- connectivity ------------------------------------------------------------
 
@@ -175,6 +168,19 @@ class Channel:
                 raise RpcError(StatusCode.UNAVAILABLE, "the channel is closed")
             await self._next_state_change()
 
+    def _balancer_changed(self) -> None:
+        """The state of the channel: its balancer's, once the target has resolved."""
+        if self._closed:
+            state = ConnectivityState.SHUTDOWN
+        elif self._resolved:
+            state = self._balancer.state
+        elif self._resolution_failure is not None:
+            state = ConnectivityState.TRANSIENT_FAILURE
+        else:
+            resolving = self._resolution is not None and not self._resolution.done()
+            state = ConnectivityState.CONNECTING if resolving else ConnectivityState.IDLE
+        self._set_state(state)
+
     def _set_state(self, state: ConnectivityState) -> None:
         if self._state is state or self._state is ConnectivityState.SHUTDOWN:
             return
@@ -190,28 +196,16 @@ class Channel:
 
     # --- for calls (package-internal) -------------------------------------------
 
-    def ready_connection(self) -> core.Connection | None:
-        """The READY connection, if it still takes new streams (a query: changes nothing).
-
-        The fast path of every call: when it answers None, the call asks
-        :meth:`connection_for_call`, which also notices what changed.
-        """
-        conn = self._connection
-        return conn if conn is not None and not conn.closed else None
-
     def forget_closed_connection(self) -> None:
-        """Let go of the current connection if it no longer takes new streams.
+        """Let go of connections that no longer take new streams.
 
         A connection that received GOAWAY (or is lost) keeps its calls, which
-        finish on it; new calls go to a new connection, and the channel is IDLE.
-        The core has no event for a GOAWAY, so the channel learns of it when
-        asked: by :meth:`get_state`, by a call that wants a connection, and by
-        a call that found its connection closing.
+        finish on it; new calls go to another connection. The core has no event
+        for a GOAWAY, so the channel learns of it when asked: by
+        :meth:`get_state`, by a call that wants a connection, and by a call
+        that found its connection closing.
         """
-        conn = self._connection
-        if conn is not None and conn.closed:
-            self._connection = None
-            self._set_state(ConnectivityState.IDLE)
+        self._balancer.forget_closed_connections()
 
     async def connection_for_call(self, wait_for_ready: bool) -> core.Connection:
         """A READY connection for a new call: connect if IDLE, wait while CONNECTING.
@@ -221,116 +215,98 @@ class Channel:
         """
         while True:
             self.forget_closed_connection()
-            conn = self._connection
+            conn = self._balancer.pick()
             if conn is not None:
                 return conn
             state = self._state
             if state is ConnectivityState.SHUTDOWN:
                 raise RpcError(StatusCode.UNAVAILABLE, "the channel is closed")
             if state is ConnectivityState.TRANSIENT_FAILURE and not wait_for_ready:
-                raise RpcError(StatusCode.UNAVAILABLE, self._last_failure)
+                raise RpcError(
+                    StatusCode.UNAVAILABLE, self._resolution_failure or self._balancer.last_failure
+                )
             if state is ConnectivityState.IDLE:
                 self._start_connecting()
             await self._next_state_change()
 
-    # --- connection --------------------------------------------------------------
+    # --- resolution and connections ----------------------------------------------
 
     def _start_connecting(self) -> None:
-        if self._closed or (self._connector is not None and not self._connector.done()):
+        if self._closed:
             return
-        self._set_state(ConnectivityState.CONNECTING)
-        self._connector = asyncio.get_running_loop().create_task(self._connect_with_backoff())
+        if self._resolved:
+            self._balancer.exit_idle()
+        else:
+            self._resolve_again()
 
-    async def _connect_with_backoff(self) -> None:
-        loop = asyncio.get_running_loop()
-        backoff = self._backoff
-        while True:
-            delay = backoff.next_delay()
-            started = loop.time()
-            self._set_state(ConnectivityState.CONNECTING)
-            try:
-                conn = await asyncio.wait_for(self._open(), backoff.connect_timeout(delay))
-            except Exception as exc:  # refused, timed out, TLS, not HTTP/2...
-                self._last_failure = f"cannot connect to {self._target.text}: {exc!r}"
-                self._set_state(ConnectivityState.TRANSIENT_FAILURE)
-                await asyncio.sleep(max(0.0, started + delay - loop.time()))
-                continue
-            backoff.reset()
-            self._connection = conn
-            self._connections[conn] = loop.create_task(self._watch(conn))
-            self._set_state(ConnectivityState.READY)
+    def _resolve_again(self) -> None:
+        """Run the resolver (again) in the background, unless the addresses are fixed."""
+        running = self._resolution is not None and not self._resolution.done()
+        if self._closed or running or (self._resolved and self._resolver.is_fixed):
             return
+        self._resolution = asyncio.get_running_loop().create_task(self._resolve())
+        self._balancer_changed()
 
-    async def _open(self) -> core.Connection:
-        """Open a connection and wait for the HTTP/2 handshake to complete."""
-        conn = await core.open_connection(
-            self._target.host,
-            self._target.port,
+    async def _resolve(self) -> None:
+        addresses = await self._resolver.resolve_until_found(self.backoff, self._cannot_resolve)
+        if addresses is not None:
+            # Still "resolving" until connecting has started: no IDLE in between.
+            first, self._resolution_failure = not self._resolved, None
+            self._balancer.update_addresses(addresses)
+            if first:
+                self._balancer.exit_idle()
+            self._resolved = True
+            self._balancer_changed()
+
+    def _cannot_resolve(self, exc: ResolutionError) -> bool:
+        """Until the target first resolves, the channel is in TRANSIENT_FAILURE;
+        after, a failed re-resolution keeps the addresses it has."""
+        if self._resolved:
+            log.info("%s; keeping the addresses of %s", exc, self._resolver.target.text)
+            return False
+        self._resolution_failure = str(exc)
+        self._balancer_changed()
+        return True
+
+    def _new_subchannel(self, address: Address, on_state_change: StateListener) -> Subchannel:
+        target = self._resolver.target
+        label = None if target.dns_name is None else f"{target.text} at {address}"
+        closed = self._slow_down_if_asked
+        return Subchannel(address, self._open, self.backoff, on_state_change, closed, label=label)
+
+    async def _open(self, address: Address) -> core.Connection:
+        return await open_ready_connection(
+            address,
             ssl=self._ssl,
             server_hostname=self._server_hostname,
             authority=self._authority,
             keepalive=self.keepalive,
             engine=self.engine,
             connector=self._open_transport,
-            unix=self._target.unix,
         )
-        try:
-            # The server's first frame must be its SETTINGS, so the ack of a PING
-            # means they have arrived (the core has no event for that alone).
-            await conn.wait_functional()
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await conn.close_connection(timeout=0)
-            if self._ssl and _lost_without_reason(exc):
-                raise core.ConnectionClosedError(_REFUSED_AFTER_TLS.format(exc)) from exc
-            raise
-        return conn
 
     @property
     def rtt(self) -> float | None:
-        """The last round-trip time (seconds) measured on the current connection."""
-        conn = self._connection
-        return conn.rtt if conn is not None else None
+        """The last round-trip time (seconds) measured on a READY connection."""
+        for sub in self._balancer.subchannels:
+            if sub.connection is not None:
+                return sub.connection.rtt
+        return None
 
     def _slow_down_if_asked(self, conn: core.Connection) -> None:
         """GOAWAY(ENHANCE_YOUR_CALM, too_many_pings): double the keepalive time (gRFC A8)."""
-        goaway = conn.goaway_received
-        if (
-            self.keepalive is not None
-            and goaway is not None
-            and goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
-            and goaway.debug_data == core.TOO_MANY_PINGS
-        ):
+        if self.keepalive is not None and asked_to_slow_down(conn):
             self.keepalive = self.keepalive.doubled()
             log.info("server said too_many_pings: keepalive time now %gs", self.keepalive.time)
-
-    async def _watch(self, conn: core.Connection) -> None:
-        """Notice the end of a connection: if it was the READY one, go IDLE."""
-        try:
-            await conn.wait_closed()
-        finally:
-            self._slow_down_if_asked(conn)
-            self._connections.pop(conn, None)
-            if self._connection is conn:
-                self._connection = None
-                self._set_state(ConnectivityState.IDLE)
 
     async def close(self) -> None:
         """Close the channel: calls in flight fail with CANCELLED/UNAVAILABLE."""
         self._closed = True
         self._set_state(ConnectivityState.SHUTDOWN)
-        tasks = list(self._connections.values())
-        if self._connector is not None:
-            tasks.append(self._connector)
-        for task in tasks:
-            task.cancel()
-        connections = list(self._connections)
-        self._connection = None
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(
-            *(conn.close_connection(timeout=0) for conn in connections), return_exceptions=True
-        )
+        if self._resolution is not None:
+            self._resolution.cancel()
+            await asyncio.gather(self._resolution, return_exceptions=True)
+        await self._balancer.close()
 
     async def __aenter__(self) -> Channel:
         return self

@@ -51,6 +51,7 @@ def connection_settings(
     limits: Limits | None = None,
     grow_windows: bool = True,
     max_unread_credited: int | None = None,
+    oversized_request_response: tuple[tuple[bytes, bytes], ...] | None = None,
 ) -> ConnectionSettings:
     """The settings of :func:`start_server`'s keyword arguments (None: the default)."""
     defaults = ConnectionSettings()
@@ -63,6 +64,9 @@ def connection_settings(
         limits=limits or defaults.limits,
         grow_windows=grow_windows,
         max_unread_credited=max_unread_credited,
+        oversized_request_response=(
+            oversized_request_response or defaults.oversized_request_response
+        ),
     )
 
 
@@ -84,6 +88,7 @@ async def start_server(
     limits: Limits | None = None,
     grow_windows: bool = True,
     max_unread_credited: int | None = None,
+    oversized_request_response: tuple[tuple[bytes, bytes], ...] | None = None,
     engine: str | None = None,
     unix: str | None = None,
     **kwargs: Any,
@@ -105,7 +110,9 @@ async def start_server(
     ``grow_windows=False`` keeps the windows as configured (see
     :attr:`rpc.http2.ConnectionSettings.grow_windows`);
     ``max_unread_credited`` bounds the unread data whose connection credit goes
-    back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`).
+    back on receipt (:attr:`rpc.http2.ConnectionSettings.max_unread_credited`);
+    ``oversized_request_response`` answers a request whose header list is over
+    the limit (:attr:`rpc.http2.ConnectionSettings.oversized_request_response`).
     Other keyword arguments go to :meth:`asyncio.loop.create_server`.
     With no ``host`` and no ``port``, every address listens on one same port.
     ``unix`` listens on that Unix socket path instead (``@name``: a Linux
@@ -121,6 +128,7 @@ async def start_server(
         limits=limits,
         grow_windows=grow_windows,
         max_unread_credited=max_unread_credited,
+        oversized_request_response=oversized_request_response,
     )
     if ssl is not None:
         alpn_context(ssl)

@@ -17,7 +17,8 @@ Choices the RFC leaves open, made once here:
   table stays in step, but nothing past the limit is kept
   (:class:`.hpack_decoder.BoundedDecoder`). A server answers the request
   HTTP 431 (Request Header Fields Too Large, as RFC 9113 10.5.1 suggests and
-  Go's net/http does) and, if the request had not ended, RST_STREAM(NO_ERROR)
+  Go's net/http does; a gRPC server configures a Trailers-Only
+  RESOURCE_EXHAUSTED instead) and, if the request had not ended, RST_STREAM(NO_ERROR)
   so the client stops sending it (8.1); the request never reaches the
   handler. Response headers or trailers over the limit (from a server), or
   request trailers (from a client), reset their stream with
@@ -376,12 +377,13 @@ class StreamFrameReceiver(EngineCore):
             self._handler.on_priority(sid, priority)
 
     def _header_fields_too_large(self, sid: int, end_stream: bool) -> None:
-        """Answer a request whose header list is over our limit with HTTP 431,
-        without opening the stream for the handler (RFC 9113 10.5.1, 8.1).
+        """Answer a request whose header list is over our limit (HTTP 431 unless
+        ``settings.oversized_request_response`` says otherwise), without
+        opening the stream for the handler (RFC 9113 10.5.1, 8.1).
 
         The peer was charged already (:meth:`_charge_oversized_block`).
         """
-        block = self._encoder.encode([(b":status", b"431")])
+        block = self._encoder.encode(list(self._settings.oversized_request_response))
         self._queue(frames.headers_frames(sid, block, True, self._max_outbound_frame))
         if end_stream:
             self._remember(sid, ENDED)

@@ -125,6 +125,12 @@ class ConnectionSettings:
     default because every frame has a fixed cost: a 1 MiB message arrives in
     4 frames instead of 64."""
     max_header_list_size: int = 65_536
+    oversized_request_response: tuple[tuple[bytes, bytes], ...] = ((b":status", b"431"),)
+    """The answer (one header block, with END_STREAM) a server gives a request
+    whose header list is over ``max_header_list_size``: HTTP 431 by default,
+    as RFC 9113 10.5.1 suggests. A gRPC server answers with a Trailers-Only
+    RESOURCE_EXHAUSTED instead, as grpc core does, so that gRPC clients
+    report the right status (they have no mapping for 431)."""
     header_table_size: int = DEFAULT_HEADER_TABLE_SIZE
     """HPACK dynamic table the peer's encoder may use (our decoder's memory)."""
     limits: Limits = field(default_factory=Limits)

@@ -25,12 +25,21 @@ from ..messages import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..methods import Method
 from ..protocol import compression as compression_module
 from ..protocol.status import RpcError, StatusCode
-from ..protocol.wire import Rejection, RequestHead, Status, parse_request
+from ..protocol.wire import Rejection, RequestHead, Status, parse_request, trailers_only
 from .call import CallSettings, RequestIterator, ServerCall, send_refusal
 from .context import Handler, ServerContext
 from .interceptors import InterceptorChain, ServerInterceptor, check_server_interceptors
 
 log = logging.getLogger(__name__)
+
+OVERSIZED_METADATA_RESPONSE = tuple(
+    trailers_only(
+        Status(StatusCode.RESOURCE_EXHAUSTED, "request metadata is larger than the server accepts")
+    )
+)
+"""What a request whose header list is over the limit gets (instead of HTTP
+431, which gRPC clients report as UNKNOWN): RESOURCE_EXHAUSTED, as from grpc
+core. The native engine sends it without the request reaching us."""
 T = TypeVar("T")
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 1000
@@ -210,6 +219,7 @@ class Server:
             listen_port,
             unix=unix,
             concurrency=self.max_concurrent_streams,
+            oversized_request_response=OVERSIZED_METADATA_RESPONSE,
             keepalive=self.keepalive,
             ping_policy=self.ping_policy,
             lifetime=self.lifetime,
@@ -232,7 +242,10 @@ class Server:
         """
         return core.server_connection_factory(
             self._on_connected,
-            settings=core.connection_settings(concurrency=self.max_concurrent_streams),
+            settings=core.connection_settings(
+                concurrency=self.max_concurrent_streams,
+                oversized_request_response=OVERSIZED_METADATA_RESPONSE,
+            ),
             keepalive=self.keepalive,
             ping_policy=self.ping_policy,
             lifetime=self.lifetime,
@@ -344,7 +357,7 @@ class Server:
             try:
                 route = await self._route(head)
             except RpcError as exc:  # an interceptor refused the call
-                send_refusal(stream, Status(exc.code, exc.details), head.path)
+                send_refusal(stream, _refusal_status(exc), head.path)
                 return exc.code
             if route is None:
                 status = Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
@@ -407,3 +420,10 @@ def start_task(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def _refusal_status(exc: RpcError) -> Status:
+    """The status an interceptor's RpcError asks for, metadata and rich details included."""
+    if exc.trailing_metadata is None:
+        return Status(exc.code, exc.details, details=exc.status_details)
+    return Status(exc.code, exc.details, exc.trailing_metadata, exc.status_details)

@@ -167,14 +167,14 @@ def start_grpcio(
 
 
 class H2rpcServerThread:
-    """An h2rpc server on an event loop of its own thread."""
+    """An h2rpc server on an event loop of its own thread (on a Unix socket if ``unix``)."""
 
-    def __init__(self, make_server: Callable[[], rpc.Server]) -> None:
+    def __init__(self, make_server: Callable[[], rpc.Server], unix: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.server: rpc.Server = self._run(self._make(make_server))
-        self.port: int = self._run(self.server.start("127.0.0.1", 0))
+        self.port: int = self._run(self.server.start("127.0.0.1", 0, unix=unix))
 
     async def _make(self, make_server: Callable[[], rpc.Server]) -> rpc.Server:
         return make_server()

@@ -38,7 +38,7 @@ def _server(pb2: ModuleType, handlers: dict[str, Any], **options: Any) -> rpc.Se
 
 
 def _no_open_streams(channel: rpc.Channel) -> bool:
-    conn = channel._connection
+    conn = channel.ready_connection()
     return conn is None or conn.open_streams == 0
 
 

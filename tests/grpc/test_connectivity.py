@@ -125,7 +125,8 @@ async def test_failed_connects_alternate_transient_failure_and_connecting() -> N
         # The background task tries again after the backoff delay, and fails again.
         assert await _states_until(channel, CONNECTING) == [TRANSIENT_FAILURE, CONNECTING]
         assert await _states_until(channel, TRANSIENT_FAILURE) == [CONNECTING, TRANSIENT_FAILURE]
-        connector = channel._connector
+        (subchannel,) = channel._balancer.subchannels
+        connector = subchannel._connector
         assert connector is not None and not connector.done()
     # close() stops the retrying task: nothing is left running.
     assert connector.done()
@@ -210,7 +211,8 @@ async def test_server_restart_fail_fast_fails_while_wait_for_ready_waits(
         assert reply.message == "waited"
         assert channel.get_state() is READY
         # Connected: the backoff sequence starts over (white-box check).
-        assert channel._backoff.next_delay() == FAST.initial_backoff
+        (subchannel,) = channel._balancer.subchannels
+        assert subchannel.backoff.next_delay() == FAST.initial_backoff
     await server.stop()
 
 

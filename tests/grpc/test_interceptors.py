@@ -357,6 +357,46 @@ async def test_grpcio_client_through_our_server_interceptors(echo_modules: Modul
     assert bidi == ["g", "g"]
 
 
+async def test_server_interceptor_refusal_keeps_metadata_and_rich_details(
+    echo_modules: Modules,
+) -> None:
+    """An interceptor's RpcError reaches the client whole: code, message,
+    trailing metadata and grpc-status-details-bin, for grpcio as for us."""
+    from google.protobuf import duration_pb2
+
+    import rpc.status
+
+    pb2, pb2_grpc = echo_modules
+    refusal = rpc.status.to_status(
+        rpc.StatusCode.RESOURCE_EXHAUSTED,
+        "quota spent",
+        [duration_pb2.Duration(seconds=7)],
+        trailing_metadata=[("x-quota", "0"), ("x-why-bin", b"\x00\x01")],
+    )
+    server = await _h2rpc_server(pb2, [Raising(refusal)])
+    request = pb2.EchoRequest(message="m")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as grpcio_channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await pb2_grpc.EchoStub(grpcio_channel).Unary(request, timeout=TIMEOUT)
+    async with _channel(server.port) as channel:
+        with pytest.raises(rpc.RpcError) as ours:
+            await channel.unary_unary(methods(pb2)["Unary"])(request, timeout=TIMEOUT)
+    await server.stop()
+    trailing = dict(info.value.trailing_metadata())
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.details() == "quota spent"
+    assert trailing["x-quota"] == "0"
+    assert trailing["x-why-bin"] == b"\x00\x01"
+    assert trailing["grpc-status-details-bin"] == refusal.status_details
+    assert ours.value.code is rpc.StatusCode.RESOURCE_EXHAUSTED
+    assert ours.value.trailing_metadata is not None
+    assert ours.value.trailing_metadata.get("x-quota") == "0"
+    detail = rpc.status.from_error(ours.value)
+    assert detail is not None and detail.message == "quota spent"
+    unpacked = duration_pb2.Duration()
+    assert detail.details[0].Unpack(unpacked) and unpacked.seconds == 7
+
+
 # --- client interceptors ------------------------------------------------------------
 
 

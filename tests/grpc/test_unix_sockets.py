@@ -266,7 +266,7 @@ async def test_too_long_path_is_refused(socket_dir: Path) -> None:
 def test_unix_target_names(target: str, port: int | None, expected: str) -> None:
     parsed = parse_target(target, port)
     assert parsed.unix == expected
-    assert parsed.default_authority == "localhost"
+    assert parsed.authority == "localhost"
 
 
 @pytest.mark.parametrize(

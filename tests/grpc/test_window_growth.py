@@ -59,7 +59,7 @@ async def test_h2rpc_channel_downloading_from_grpcio_grows_without_too_many_ping
             for index in range(20):
                 reply = await unary(pb2.EchoRequest(message=str(index)), timeout=TIMEOUT)
                 assert reply.message == str(index)
-            conn = channel._connection
+            conn = channel.ready_connection()
             assert conn is not None and conn.goaway_received is None
             for _ in range(2):  # every SETTINGS sent is acknowledged (see tests/core)
                 await asyncio.wait_for(conn.wait_functional(), TIMEOUT)

@@ -361,7 +361,7 @@ async def test_invalid_metadata_raises_before_anything_is_sent(
             with pytest.raises((ValueError, TypeError)):
                 await unary(pb2.EchoRequest(), metadata=metadata)
         assert (await unary(pb2.EchoRequest(message="ok"))).message == "ok"
-        conn = channel._connection
+        conn = channel.ready_connection()
         assert conn is not None and conn.open_streams == 0
 
 
@@ -382,8 +382,9 @@ async def test_vanished_client_cancels_the_handler_and_leaks_no_task(
             break
         await asyncio.sleep(0.01)
     assert len(echo_server._calls) == 1
-    assert channel._connection is not None
-    channel._connection.abort()
+    conn = channel.ready_connection()
+    assert conn is not None
+    conn.abort()
     with pytest.raises(RpcError):
         await call
     for _ in range(500):
@@ -488,7 +489,8 @@ async def test_send_limit_fails_the_call_before_sending(
         with pytest.raises(RpcError) as info:
             await unary(pb2.EchoRequest())  # the server's answer is over its send limit
         assert info.value.code is StatusCode.RESOURCE_EXHAUSTED
-        assert channel._connection is not None and channel._connection.open_streams == 0
+        conn = channel.ready_connection()
+        assert conn is not None and conn.open_streams == 0
     await server.stop()
 
 

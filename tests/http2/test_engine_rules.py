@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import hpack
 import pytest
 
 from rpc.http2 import ConnectionSettings, ErrorCodes, Limits, ProtocolError, Rate
@@ -368,6 +369,20 @@ def test_hpack_bomb_costs_only_its_stream_and_keeps_the_table() -> None:
     assert raw.calls.of("request") == []
     raw.send(frame(f.HEADERS, EH | ES, 3, raw.block(REQUEST) + b"\xbe"))
     assert raw.calls.of("request")[0][2][-1] == (b"x-big", b"v" * 500)
+
+
+def test_oversized_request_gets_the_configured_answer() -> None:
+    """A gRPC server answers an oversized request with its own header block
+    (Trailers-Only RESOURCE_EXHAUSTED) instead of HTTP 431."""
+    answer = ((b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"8"))
+    raw = RawClient(
+        ConnectionSettings(max_header_list_size=1024, oversized_request_response=answer)
+    )
+    raw.send(raw.headers(1, [*REQUEST, (b"x-big", b"v" * 2000)], EH | ES))
+    [(kind, flags, sid, payload)] = raw.output()
+    assert (kind, sid, flags & ES) == (f.HEADERS, 1, ES)
+    assert [(k.encode(), v.encode()) for k, v in hpack.Decoder().decode(payload)] == list(answer)
+    assert raw.calls.of("request") == []
 
 
 def test_refused_streams_still_decode_their_block() -> None:

@@ -40,7 +40,7 @@ async def test_calls_go_through_the_real_layers_without_a_socket(
         reply, call = await unary.with_call(pb2.EchoRequest(), timeout=TIMEOUT)
         assert reply.message.startswith("ipv4:memory-client:")
         assert await call.code() is rpc.StatusCode.OK
-        conn = channel._connection
+        conn = channel.ready_connection()
         assert conn is not None
         assert conn.engine_name == rpc.http2.engine_name()  # $H2RPC_ENGINE, both engines
         assert conn.get_extra_info("peername")[0] == "memory-server"
@@ -53,8 +53,9 @@ async def test_the_engine_can_be_chosen(echo_modules: tuple[ModuleType, ModuleTy
         async with channel_for([H2rpcEcho(pb2)], engine=engine) as channel:
             unary = channel.unary_unary(methods(pb2)["Unary"])
             assert (await unary(pb2.EchoRequest(message="e"))).message == "e"
-            assert channel._connection is not None
-            assert channel._connection.engine_name == engine
+            conn = channel.ready_connection()
+            assert conn is not None
+            assert conn.engine_name == engine
 
 
 async def test_statuses_metadata_and_options_pass_through(
@@ -122,7 +123,7 @@ async def test_a_server_of_ones_own_is_served_and_left_running(
     async with channel_for(server) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         assert (await unary(pb2.EchoRequest(message="own"))).message == "own"
-        conn = channel._connection
+        conn = channel.ready_connection()
         assert conn is not None
         assert conn.remote_settings[rpc.http2.SettingCodes.MAX_CONCURRENT_STREAMS] == 5
     async with channel_for(server) as channel:  # still serving
@@ -141,7 +142,7 @@ async def test_a_lost_connection_is_replaced_by_a_new_pair(
     async with channel_for([PeerEcho(pb2)]) as channel:
         unary = channel.unary_unary(methods(pb2)["Unary"])
         first = (await unary(pb2.EchoRequest())).message
-        conn = channel._connection
+        conn = channel.ready_connection()
         assert conn is not None
         await conn.close_connection()
         assert channel.get_state() is rpc.ConnectivityState.IDLE
@@ -165,7 +166,7 @@ async def test_exit_closes_the_channel_and_stops_the_server(
             await asyncio.sleep(0.01)
             if servicer.seen_metadata:
                 break
-        conn = channel._connection
+        conn = channel.ready_connection()
     assert channel.get_state() is rpc.ConnectivityState.SHUTDOWN
     with pytest.raises(rpc.RpcError):
         await asyncio.wait_for(reader, TIMEOUT)

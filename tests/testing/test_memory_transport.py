@@ -385,8 +385,9 @@ async def test_many_concurrent_calls_of_every_kind(
             assert echoed == ["x", "y", "z"]
 
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(200))), TIMEOUT * 4)
-        assert channel._connection is not None
-        assert channel._connection.open_streams == 0
+        conn = channel.ready_connection()
+        assert conn is not None
+        assert conn.open_streams == 0
 
 
 async def test_large_messages_both_ways(echo_modules: tuple[ModuleType, ModuleType]) -> None:

@@ -76,7 +76,7 @@ USER_TESTS = textwrap.dedent(
     async def test_factory(grpc_channel_for, grpc_engine):
         async with grpc_channel_for([Echo()]) as channel:
             assert await channel.unary_unary(ECHO)(b"x") == b"echo:x"
-            assert channel._connection.engine_name == (grpc_engine or "native")
+            assert channel.ready_connection().engine_name == (grpc_engine or "native")
 
     @pytest.fixture
     def grpc_servicers():

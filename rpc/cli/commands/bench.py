@@ -28,8 +28,9 @@ from ..connect import (
     add_deadline_argument,
     open_channel,
 )
-from ..dynamic import invoke, parse_json_messages, raw_method
+from ..dynamic import invoke, raw_method
 from ..errors import ExitStatus, invalid
+from ..jsoninput import parse_json_messages
 from .call import read_data
 
 PERCENTILES = (10, 25, 50, 75, 90, 95, 99)

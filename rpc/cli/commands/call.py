@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.descriptor import MethodDescriptor
+
+from ...protocol.status import RpcError
 from ..common import add_schema_arguments, open_schema
 from ..connect import (
     add_address_argument,
@@ -14,8 +18,9 @@ from ..connect import (
     add_deadline_argument,
     open_channel,
 )
-from ..dynamic import invoke, parse_json_messages, raw_method, to_json
+from ..dynamic import invoke, raw_method, to_json
 from ..errors import ExitStatus, invalid
+from ..jsoninput import StdinMessages, parse_json_messages
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +29,9 @@ def register(subparsers: Any) -> None:
         help="call a method with JSON requests",
         description=(
             "Call METHOD with the request messages of -d (JSON documents, one per message: "
-            "concatenated or one per line) and print each response as one line of JSON."
+            "concatenated or one per line) and print each response as one line of JSON, "
+            "as it arrives. With -d @- a streaming method sends each document from stdin "
+            "as soon as it is complete, so a bidi call can be driven interactively."
         ),
     )
     add_address_argument(parser)
@@ -55,14 +62,29 @@ def read_data(data: str | None) -> str | None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    text = read_data(args.data)
+    streaming_stdin = args.data == "@-"
+    text = None if streaming_stdin else read_data(args.data)
     async with open_channel(args) as channel, open_schema(args, channel) as schema:
         method = await schema.find_method(args.method)
         wire_method = raw_method(method)
-        if text is None:
-            requests = [] if method.client_streaming else [b""]
+        requests: Sequence[bytes] | StdinMessages
+        if streaming_stdin and method.client_streaming:
+            requests = StdinMessages(method.input_type)
+        elif streaming_stdin:  # one request: all of stdin, read without blocking the loop
+            requests = [message async for message in StdinMessages(method.input_type)]
         else:
-            requests = parse_json_messages(text, method.input_type)
-        async for response in invoke(channel, wire_method, requests, timeout=args.deadline):
-            print(to_json(response, method.output_type), flush=True)
+            requests = _requests(text, method)
+        try:
+            async for response in invoke(channel, wire_method, requests, timeout=args.deadline):
+                print(to_json(response, method.output_type), flush=True)
+        except RpcError:
+            if isinstance(requests, StdinMessages) and requests.error is not None:
+                raise requests.error from None  # the input was bad, not the call
+            raise
     return ExitStatus.OK
+
+
+def _requests(text: str | None, method: MethodDescriptor) -> list[bytes]:
+    if text is None:
+        return [] if method.client_streaming else [b""]
+    return parse_json_messages(text, method.input_type)
