@@ -7,17 +7,26 @@ It also serves the standard health service (``grpc.health.v1.Health``), e.g. for
 ``grpc_health_probe -addr=127.0.0.1:50051 -service=helloworld.Greeter``, and server
 reflection (``grpc.reflection.v1`` and ``v1alpha``), so tools need no .proto file:
 ``grpcurl -plaintext 127.0.0.1:50051 describe helloworld.Greeter``.
+
+With ``--workers N`` it serves from N processes sharing the port, each building
+its server with :func:`build_server` (``rpc.server.workers``; what
+``h2rpc serve server:build_server --workers 4`` does from this directory): a
+worker that dies is restarted, SIGTERM drains them all (docs/workers.md)::
+
+    python examples/helloworld/server.py --port 50051 --workers 4
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rpc
+from rpc.server import workers
 from rpc.services import reflection
 from rpc.services.health import SERVING, HealthServicer
 
@@ -49,7 +58,8 @@ def announce(port: int) -> None:
     print(f"ready {port}", flush=True)
 
 
-async def serve(host: str, port: int) -> None:
+def build_server() -> rpc.Server:
+    """The server, not started: what ``serve`` runs, and what each worker process builds."""
     health = HealthServicer()  # "" (the whole server) is SERVING from the start
     health.set("helloworld.Greeter", SERVING)
     server = rpc.Server(
@@ -60,16 +70,29 @@ async def serve(host: str, port: int) -> None:
         ping_policy=rpc.PingPolicy(min_interval_without_data=10, permit_without_calls=True),
     )
     reflection.enable(server)  # lists and describes every service above, and itself
+    return server
+
+
+async def serve(host: str, port: int) -> None:
     # On SIGTERM/SIGINT: health NOT_SERVING, two-step GOAWAY, 5 s for calls in flight.
-    await server.serve_until_signal(host, port, grace=5, on_ready=announce)
+    await build_server().serve_until_signal(host, port, grace=5, on_ready=announce)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    parser.add_argument("--workers", type=int, default=1, help="processes serving the port")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers == 1:
+        asyncio.run(serve(args.host, args.port))
+        return
+    # Each worker imports this file as the module `server` (its directory is on
+    # sys.path, as for this script) and calls build_server.
+    factory = f"{Path(__file__).stem}:build_server"
+    sys.exit(workers.serve(factory, args.host, args.port, workers=args.workers, on_ready=announce))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from ..protocol.status import RpcError
 from ..version import __version__
-from .commands import bench, call, describe, gen, health, listing
+from .commands import bench, call, describe, gen, health, listing, serve
 from .errors import EXIT_STATUS_HELP, CliError, ExitStatus
 
 __all__ = ["ExitStatus", "main"]
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"h2rpc {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (listing, describe, call, health, gen, bench):
+    for command in (listing, describe, call, health, gen, bench, serve):
         command.register(subparsers)
     for subparser in subparsers.choices.values():
         subparser.epilog = EXIT_STATUS_HELP

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import signal
+import socket
 import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
@@ -184,6 +185,7 @@ class Server:
         ssl: ssl_module.SSLContext | None = None,
         reuse_port: bool = False,
         unix: str | None = None,
+        sock: socket.socket | None = None,
     ) -> int:
         """Listen on ``host:port`` (port 0: any free port); returns the port.
 
@@ -195,16 +197,26 @@ class Server:
         abstract socket (``Channel("unix-abstract:name")``). A socket file
         left by a dead server is replaced, anything else at that path is an
         error; :meth:`stop` removes the file. TLS (``ssl``) works there too.
+        ``sock`` accepts on a socket that is already bound and listening
+        (``host`` and ``port`` are then ignored): how worker processes share
+        one listening socket their supervisor made where SO_REUSEPORT is
+        missing (:mod:`rpc.server.workers`).
         """
         if self._server is not None:
             raise RuntimeError("the server is already started")
         if unix is not None:
             host, port = None, 0
         socket_options: dict[str, Any] = {"reuse_port": True} if reuse_port else {}
+        listen_port: int | None = port
+        if sock is not None:
+            if unix is not None or reuse_port:
+                raise ValueError("a given socket takes neither unix nor reuse_port")
+            host, listen_port = None, None
+            socket_options["sock"] = sock
         self._server = await core.start_server(
             self._on_connected,
             host,
-            port,
+            listen_port,
             unix=unix,
             concurrency=self.max_concurrent_streams,
             oversized_request_response=OVERSIZED_METADATA_RESPONSE,

@@ -20,3 +20,22 @@ def test_two_servers_share_one_port_with_reuse_port() -> None:
             await first.stop(0)
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_servers_accept_on_one_given_listening_socket() -> None:
+    """Server.start(sock=...): the workers' fallback where SO_REUSEPORT is missing."""
+
+    async def scenario() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        first, second = Server(), Server()
+        try:
+            port = await first.start(sock=listener)
+            assert port == listener.getsockname()[1]
+            assert await second.start(sock=listener.dup()) == port
+            with pytest.raises(ValueError, match="neither unix nor reuse_port"):
+                await Server().start(sock=listener, reuse_port=True)
+        finally:
+            await second.stop(0)
+            await first.stop(0)
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
