@@ -76,7 +76,7 @@ def test_wheel_files_and_metadata(wheel: Path) -> None:
         (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
     assert {"rpc/py.typed", "rpc/proto_loader.py", *SHIPPED_PROTOS} <= names
-    assert {"rpc/_proto/health_v1_pb2.pyi", "codegen/generator.py"} <= names
+    assert {"rpc/_proto/health_v1_pb2.pyi", "rpc/codegen/generator.py"} <= names
     assert not any(name.startswith(("tests/", "examples/", "benchmarks/")) for name in names)
     required = metadata.get_all("Requires-Dist") or []
     runtime = {
