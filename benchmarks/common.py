@@ -77,8 +77,8 @@ def generate_stubs() -> None:
     bench_grpc (grpclib).
     """
     outputs = [GENERATED / name for name in _OUTPUTS]
-    # The generator's own sources count too: a change to codegen/ regenerates.
-    inputs = [PROTO, *(ROOT / "codegen").glob("*.py")]
+    # The generator's own sources count too: a change to rpc/codegen/ regenerates.
+    inputs = [PROTO, *(ROOT / "rpc" / "codegen").glob("*.py")]
     newest_input = max(path.stat().st_mtime for path in inputs)
     if all(path.exists() and path.stat().st_mtime >= newest_input for path in outputs):
         return
@@ -87,7 +87,7 @@ def generate_stubs() -> None:
     env = {**os.environ, "PYTHONPATH": pythonpath}
     include = f"-I{HERE}"
     subprocess.run(
-        [sys.executable, "-m", "codegen", include, "--out", str(GENERATED), str(PROTO)],
+        [sys.executable, "-m", "rpc.codegen", include, "--out", str(GENERATED), str(PROTO)],
         check=True,
         env=env,
         cwd=ROOT,

@@ -4,7 +4,7 @@ Why: a script or an example should run from a checkout without a code
 generation step and without ``PYTHONPATH``. ``rpc.protos("helloworld/helloworld.proto")``
 compiles the file with grpcio-tools' protoc (the ``h2rpc[codegen]`` extra),
 builds its message classes the way protoc's ``_pb2.py`` does, and runs the
-``_rpc.py`` source ``python -m codegen`` would write, all in memory.
+``_rpc.py`` source ``python -m rpc.codegen`` would write, all in memory.
 
 Loading behaves like importing: the modules are registered in ``sys.modules``
 under the names the generated files would have (``helloworld.helloworld_pb2``,
@@ -15,7 +15,7 @@ well-known types (``google/protobuf/*.proto``) come from protobuf's own modules.
 Each file is compiled once per process; nothing is written to disk.
 
 Type checkers cannot see into modules made at run time: for typed code,
-generate the same modules with ``python -m codegen`` and import them (the
+generate the same modules with ``python -m rpc.codegen`` and import them (the
 examples show how to have both).
 """
 
@@ -51,7 +51,7 @@ class Protos(NamedTuple):
     messages: ModuleType
     """What protoc's ``--python_out`` writes (``<name>_pb2``): messages and enums."""
     services: ModuleType
-    """What ``python -m codegen`` writes (``<name>_rpc``): ``<Service>Methods``,
+    """What ``python -m rpc.codegen`` writes (``<name>_rpc``): ``<Service>Methods``,
     ``<Service>Servicer`` and ``<Service>Stub``; an empty module if the file has
     no services."""
 
@@ -135,7 +135,7 @@ def _compile(path: str, directories: tuple[str, ...]) -> list[FileDescriptorProt
 
 
 def _messages_name(proto_file: str) -> str:
-    from codegen.generator import pb2_module
+    from rpc.codegen.generator import pb2_module
 
     return pb2_module(proto_file)
 
@@ -170,7 +170,7 @@ def _add_file(proto: FileDescriptorProto, pool: descriptor_pool.DescriptorPool) 
 
 
 def _services_module(proto: FileDescriptorProto, files: list[FileDescriptorProto]) -> ModuleType:
-    from codegen.generator import generate, rpc_module_path
+    from rpc.codegen.generator import generate, rpc_module_path
 
     name = rpc_module_path(proto.name)[: -len(".py")].replace("/", ".")
     if name in sys.modules:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_LAYERS = ["http2", "core", "protocol", "client", "server", "services"]
 RUNTIME_DEPENDENCIES = {"h2", "hpack", "protobuf"}
 SHIPPED_PROTOS = [
     "rpc/_proto/grpc_health/v1/health.proto",
@@ -32,16 +34,53 @@ async def main():
     await server.stop()
 
 asyncio.run(main())
+# Serving and calling loaded neither the code generator nor grpcio-tools (the codegen extra).
+loaded = sorted(name for name in sys.modules if name.startswith(("rpc.codegen", "grpc_tools")))
 try:
     rpc.protos("x.proto")
 except ImportError as error:
     print(error)
 print(rpc.__file__)
+print(loaded)
 """
 
 
 def _clean_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
+def test_import_rpc_loads_no_code_generator() -> None:
+    """grpcio-tools is an extra: ``import rpc`` must not reach for it, even when it is installed."""
+    probe = (
+        "import sys, rpc, rpc.services.health, rpc.services.reflection\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('rpc.codegen', 'grpc_tools'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("layer", RUNTIME_LAYERS)
+def test_runtime_layers_do_not_import_the_code_generator(layer: str) -> None:
+    """The generator sits above the runtime: its imports point down, never back up."""
+    offenders = []
+    for path in sorted((ROOT / "rpc" / layer).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            else:
+                continue
+            offenders += [f"{path}:{node.lineno} {n}" for n in names if "codegen" in n.split(".")]
+    assert not offenders
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +114,11 @@ def test_wheel_files_and_metadata(wheel: Path) -> None:
         names = set(archive.namelist())
         (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
+    # Only "rpc" at top level: a top-level "codegen" would clobber other distributions' module.
+    top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
+    assert top_level == {"rpc"}, top_level
     assert {"rpc/py.typed", "rpc/proto_loader.py", *SHIPPED_PROTOS} <= names
-    assert {"rpc/_proto/health_v1_pb2.pyi", "codegen/generator.py"} <= names
+    assert {"rpc/_proto/health_v1_pb2.pyi", "rpc/codegen/generator.py"} <= names
     assert not any(name.startswith(("tests/", "examples/", "benchmarks/")) for name in names)
     required = metadata.get_all("Requires-Dist") or []
     runtime = {
@@ -138,3 +180,4 @@ def test_a_fresh_venv_installs_it_without_grpcio(wheel: Path, tmp_path: Path) ->
     assert lines[0] == "SERVING"
     assert "pip install 'h2rpc[codegen]'" in lines[1]
     assert lines[2].startswith(str(venv))  # the installed copy, not this checkout
+    assert lines[3] == "[]"

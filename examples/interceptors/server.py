@@ -21,7 +21,7 @@ import rpc
 
 PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
-if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see docs/codegen.md)
+if TYPE_CHECKING:  # for mypy: the modules `python -m rpc.codegen` writes (see docs/codegen.md)
     from helloworld import helloworld_pb2, helloworld_rpc
 else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
     helloworld_pb2, helloworld_rpc = rpc.protos("helloworld/helloworld.proto", include=[PROTOS])

@@ -21,7 +21,7 @@ import rpc
 
 PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
-if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see docs/codegen.md)
+if TYPE_CHECKING:  # for mypy: the modules `python -m rpc.codegen` writes (see docs/codegen.md)
     from grpc_testing import empty_pb2, messages_pb2, test_rpc
 else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
     empty_pb2 = rpc.protos("grpc_testing/empty.proto", include=[PROTOS]).messages

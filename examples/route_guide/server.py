@@ -19,7 +19,7 @@ import rpc
 
 PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
-if TYPE_CHECKING:  # for mypy: the modules `python -m codegen` writes (see docs/codegen.md)
+if TYPE_CHECKING:  # for mypy: the modules `python -m rpc.codegen` writes (see docs/codegen.md)
     from route_guide import route_guide_pb2, route_guide_rpc
 else:  # at run time: compiled from the .proto files (needs h2rpc[codegen])
     route_guide_pb2, route_guide_rpc = rpc.protos("route_guide/route_guide.proto", include=[PROTOS])

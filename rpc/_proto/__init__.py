@@ -1,6 +1,6 @@
 """Generated modules for the protos h2rpc itself serves (health, reflection).
 
-They are checked in and regenerated with ``python -m codegen.runtime_protos``
+They are checked in and regenerated with ``python -m rpc.codegen.runtime_protos``
 (see that module for why they use :data:`POOL` and not protoc's ``_pb2.py``).
 """
 

@@ -223,7 +223,7 @@ def compile_protos(
 ) -> descriptor_pb2.FileDescriptorSet:
     """The FileDescriptorSet of ``protos`` and their imports, from protoc (errors: CliError)."""
     try:
-        from codegen.protoc import run_protoc
+        from rpc.codegen.protoc import run_protoc
     except ImportError:
         raise invalid(
             "compiling .proto files needs grpcio-tools: pip install 'h2rpc[codegen]'"

@@ -71,9 +71,15 @@ async def call(channel: rpc.Channel) -> int:
 def _codegen(
     include: Path, out: Path, *protos: Path, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m codegen`` as a user would."""
+    """Run ``python -m rpc.codegen`` as a user would."""
     result = subprocess.run(
-        [sys.executable, "-m", "codegen", "-I", str(include), "--out", str(out), *map(str, protos)],
+        [
+            sys.executable,
+            "-m",
+            "rpc.codegen",
+            *("-I", str(include), "--out", str(out)),
+            *map(str, protos),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -87,7 +93,7 @@ def _codegen(
 def _mypy_strict(directory: Path, *files: Path, find_rpc: bool = True) -> None:
     """``mypy --strict --explicit-package-bases`` over ``files``, run in ``directory``.
 
-    Nothing is relaxed: protoc's .pyi files are fixed up by ``python -m codegen``.
+    Nothing is relaxed: protoc's .pyi files are fixed up by ``python -m rpc.codegen``.
     ``find_rpc``: h2rpc's sources are on MYPYPATH (as for an installed h2rpc;
     mypy does not follow setuptools' editable-install hook); without it, ``rpc``
     is unknown and ignored, as in projects that set ``ignore_missing_imports``,

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2 as grpc_reflection_pb2
 
 import rpc
-from codegen.runtime_protos import RUNTIME_PROTOS, render
 from rpc._proto import health_v1_pb2, health_v1_rpc, reflection_v1_pb2, reflection_v1alpha_pb2
+from rpc.codegen.runtime_protos import RUNTIME_PROTOS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "rpc" / "_proto"
@@ -32,10 +32,10 @@ def test_checked_in_modules_match_the_protos() -> None:
     assert set(rendered) >= set(RUNTIME_PROTOS)  # the .proto files, shipped in the wheel
     for name, content in rendered.items():
         path = GENERATED / name
-        assert path.exists(), f"{path} is missing: run python -m codegen.runtime_protos"
+        assert path.exists(), f"{path} is missing: run python -m rpc.codegen.runtime_protos"
         if name.endswith((".py", ".proto")):
             assert path.read_text() == content, (
-                f"{path} is stale: run python -m codegen.runtime_protos"
+                f"{path} is stale: run python -m rpc.codegen.runtime_protos"
             )
 
 

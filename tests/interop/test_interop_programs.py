@@ -41,7 +41,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         str(ROOT / "protos" / "grpc_testing" / f"{n}.proto") for n in ("empty", "messages", "test")
     ]
     subprocess.run(
-        [sys.executable, "-m", "codegen", "-I", str(ROOT / "protos"), "--out", str(out), *protos],
+        [
+            sys.executable,
+            "-m",
+            "rpc.codegen",
+            *("-I", str(ROOT / "protos"), "--out", str(out)),
+            *protos,
+        ],
         cwd=ROOT,
         check=True,
     )

@@ -1,4 +1,4 @@
-"""``h2rpc gen -I DIR --out DIR FILE...``: code generation (``python -m codegen``)."""
+"""``h2rpc gen -I DIR --out DIR FILE...``: code generation (``python -m rpc.codegen``)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from codegen.__main__ import main as codegen_main
+        from rpc.codegen.__main__ import main as codegen_main
     except ImportError:
         raise invalid("code generation needs grpcio-tools: pip install 'h2rpc[codegen]'") from None
     argv = [*(f"-I{path}" for path in args.proto_path), "--out", args.out, *args.protos]

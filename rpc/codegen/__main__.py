@@ -1,9 +1,9 @@
-"""``python -m codegen -I protos --out DIR a.proto ...``: messages, stubs and typing in one go.
+"""``python -m rpc.codegen -I protos --out DIR a.proto ...``: messages, stubs and typing in one go.
 
 Runs grpcio-tools' bundled protoc with ``--python_out``, ``--pyi_out`` and our
 plugin, with the well-known types (google/protobuf/*.proto) on the include path,
 then gives protoc's ``.pyi`` files the type arguments ``mypy --strict`` wants
-(:mod:`codegen.pyi`).
+(:mod:`rpc.codegen.pyi`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from .pyi import fix_pyi_file
 def _plugin_executable(directory: Path) -> Path:
     """A tiny executable that runs our plugin with this interpreter (protoc wants a file)."""
     script = directory / "protoc-gen-h2rpc"
-    script.write_text(f"#!{sys.executable}\nfrom codegen.plugin import main\nmain()\n")
+    script.write_text(f"#!{sys.executable}\nfrom rpc.codegen.plugin import main\nmain()\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rpc.codegen", description=__doc__)
     parser.add_argument(
         "-I",
         "--proto_path",
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         status = run_protoc(includes, options, args.protos)
     if status != 0:
-        print(f"python -m codegen: protoc failed (exit status {status})", file=sys.stderr)
+        print(f"python -m rpc.codegen: protoc failed (exit status {status})", file=sys.stderr)
         return 1
     for stub in out.rglob("*_pb2.pyi"):
         fix_pyi_file(stub)

@@ -16,14 +16,15 @@ except ModuleNotFoundError as exc:  # codegen's protoc is an extra, not a depend
     ) from exc
 
 WELL_KNOWN_INCLUDE = Path(grpc_tools.__file__).parent / "_proto"
-_PROJECT = str(Path(__file__).resolve().parent.parent)
+# The directory holding the ``rpc`` package (rpc/codegen/protoc.py -> its grandparent).
+_PROJECT = str(Path(__file__).resolve().parents[2])
 
 
 def run_protoc(includes: Sequence[str], options: Sequence[str], protos: Sequence[str]) -> int:
     """protoc's exit status; its errors go to stderr as protoc prints them.
 
     The project directory is put on PYTHONPATH for the duration, so a plugin
-    started by protoc imports this very ``codegen`` package.
+    started by protoc imports this very ``rpc.codegen`` package.
     """
     command = [
         "protoc",

@@ -1,1 +1,0 @@
-"""Code generation: a protoc plugin (``protoc-gen-h2rpc``) and ``python -m codegen``."""
