@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Coroutine, Generator, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from .. import core
 from ..deadlines import resolve_deadline
@@ -35,6 +35,7 @@ from .retry import StreamAttempts, consume_exception
 
 if TYPE_CHECKING:
     from .channel import Channel
+    from .hedging import HedgingAttempts
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,9 @@ class Call(CallReceiving[Req, Resp]):
             await attempts.wait_moved()
         if attempts.replay is not None:
             attempts.record(data, end_stream)
+            if attempts.copies is not None:  # a hedged call, not committed yet
+                await cast("HedgingAttempts", attempts).send_to_copies(data, end_stream)
+                return
         stream = attempts.stream
         assert stream is not None
         try:

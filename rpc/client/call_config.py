@@ -60,7 +60,7 @@ def configured_call(
             policy=retry,
             counted_codes=retry.retryable_status_codes,
         )
-    elif channel.retries is not None and hedging is not None and not method.kind.client_streaming:
+    elif channel.retries is not None and hedging is not None:
         attempts = HedgingAttempts(
             channel, status, wait_for_ready=wait_for_ready, deadline=deadline, hedging=hedging
         )

@@ -49,6 +49,10 @@ class StreamAttempts:
     RETRIES: ClassVar[bool] = False
     """Whether a service config's policy governs the attempts (:mod:`.retrying`)."""
 
+    copies: list[core.Stream] | None = None
+    """The live copies of a hedged call that every request goes to (:mod:`.hedging`,
+    until it commits); None for every other call, which sends on :attr:`stream`."""
+
     __slots__ = (
         "_channel",
         "_deadline",

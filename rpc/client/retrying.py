@@ -107,7 +107,7 @@ class RetryingAttempts(StreamAttempts):
             return
         size = len(data) if isinstance(data, bytes) else sum(len(part) for part in data)
         if not self._retries.buffer.reserve(self._held, size):
-            self.commit()  # the message still goes out; only retrying is given up
+            self._commit_on_overflow()  # the message still goes out
             return
         self._held += size
         if isinstance(data, list):
@@ -115,6 +115,10 @@ class RetryingAttempts(StreamAttempts):
         elif data:
             replay.append(data)
         self._replay_end = self._replay_end or end_stream
+
+    def _commit_on_overflow(self) -> None:
+        """The requests no longer fit the retry buffer: only retrying is given up."""
+        self.commit()
 
     def commit(self) -> None:
         """No more attempts: free the kept requests."""
