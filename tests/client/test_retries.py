@@ -59,13 +59,15 @@ def retry_config(
     }
 
 
-def hedging_config(delay: str, non_fatal: tuple[str, ...] = ()) -> dict[str, Any]:
+def hedging_config(
+    delay: str, non_fatal: tuple[str, ...] = (), max_attempts: int = 3
+) -> dict[str, Any]:
     return {
         "methodConfig": [
             {
                 "name": [{"service": SERVICE}],
                 "hedgingPolicy": {
-                    "maxAttempts": 3,
+                    "maxAttempts": max_attempts,
                     "hedgingDelay": delay,
                     "nonFatalStatusCodes": list(non_fatal),
                 },
@@ -122,6 +124,10 @@ class Server:
             "ClientStream": grpc.stream_unary_rpc_method_handler(self.client_stream),
             "Bidi": grpc.stream_stream_rpc_method_handler(self.bidi),
             "Hedged": grpc.unary_unary_rpc_method_handler(self.hedged),
+            "HedgedClientStream": grpc.stream_unary_rpc_method_handler(
+                self.hedged_client_stream
+            ),
+            "HedgedBidi": grpc.stream_stream_rpc_method_handler(self.hedged_bidi),
         }
         self.server = grpc.aio.server()
         self.server.add_generic_rpc_handlers(
@@ -182,6 +188,42 @@ class Server:
             await behaviour.fail(context)
         behaviour.first_may_answer.set()
         return b"hedge " + attempt.previous.encode()
+
+    async def _hedged_requests(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> Attempt:
+        """A streaming copy reads all its requests; the first copy then waits until
+        a hedge has answered or been cancelled; a hedge fails if told."""
+        behaviour = self.behaviour
+        attempt = behaviour.start(context)
+        if attempt.previous is not None:
+            context.add_done_callback(
+                lambda done: done.cancelled() and behaviour.first_may_answer.set()
+            )
+        async for request in requests:
+            attempt.requests.append(request)
+        if attempt.previous is None:
+            await asyncio.wait_for(behaviour.first_may_answer.wait(), TIMEOUT)
+        elif behaviour.failing():
+            await behaviour.fail(context)
+        else:
+            behaviour.first_may_answer.set()
+        return attempt
+
+    async def hedged_client_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        attempt = await self._hedged_requests(requests, context)
+        copy = b"first" if attempt.previous is None else b"hedge " + attempt.previous.encode()
+        return copy + b":" + b",".join(attempt.requests)
+
+    async def hedged_bidi(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        attempt = await self._hedged_requests(requests, context)
+        copy = b"first" if attempt.previous is None else b"hedge " + attempt.previous.encode()
+        for request in attempt.requests:
+            yield copy + b":" + request
 
 
 @pytest.fixture
@@ -444,6 +486,96 @@ async def test_unary_hedging_without_a_slow_attempt(server: Server) -> None:
         responses = [r async for r in channel.unary_stream(SERVER_STREAM)(b"x", timeout=TIMEOUT)]
         assert responses == [b"x 0", b"x 1", b"x 2"]
     assert server.behaviour.previous == [None, None]
+
+
+HEDGED_CLIENT_STREAM = _method("HedgedClientStream", rpc.MethodKind.STREAM_UNARY)
+HEDGED_BIDI = _method("HedgedBidi", rpc.MethodKind.STREAM_STREAM)
+
+
+async def _until_copies(server: Server, count: int) -> None:
+    """Wait until the server has seen ``count`` copies of the call (bounded)."""
+    for _ in range(TIMEOUT * 100):
+        if len(server.behaviour.attempts) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server saw {len(server.behaviour.attempts)} copies, not {count}")
+
+
+async def test_a_client_streaming_hedge_gets_every_request(server: Server) -> None:
+    """The hedge starts after two requests went out: it is sent those two from the
+    buffer, and the third with the first copy; it answers, the slow first copy loses."""
+    async with h2rpc_channel(server, hedging_config("0.05s", max_attempts=2)) as channel:
+        call = channel.stream_unary(HEDGED_CLIENT_STREAM)(timeout=TIMEOUT)
+        response = asyncio.ensure_future(_await(call))
+        await call.write(b"a")
+        await call.write(b"b")
+        await _until_copies(server, 2)
+        await call.write(b"c")
+        await call.done_writing()
+        assert await response == b"hedge 1:a,b,c"
+        assert channel.retries is not None and channel.retries.buffer.used == 0
+    assert server.behaviour.previous == [None, "1"]
+    assert server.behaviour.attempts[1].requests == [b"a", b"b", b"c"]
+
+
+async def test_a_bidi_hedge_gets_every_request(server: Server) -> None:
+    async with h2rpc_channel(server, hedging_config("0.05s", max_attempts=2)) as channel:
+        call = channel.stream_stream(HEDGED_BIDI)(timeout=TIMEOUT)
+        responses = asyncio.ensure_future(_collect(call))
+        await call.write(b"a")
+        await _until_copies(server, 2)
+        await call.write(b"b")
+        await call.done_writing()
+        assert await responses == [b"hedge 1:a", b"hedge 1:b"]
+    assert server.behaviour.previous == [None, "1"]
+    assert server.behaviour.attempts[1].requests == [b"a", b"b"]
+
+
+async def test_a_request_iterator_is_hedged(server: Server) -> None:
+    async with h2rpc_channel(server, hedging_config("0s", max_attempts=2)) as channel:
+        call = channel.stream_unary(HEDGED_CLIENT_STREAM)([b"x", b"y"], timeout=TIMEOUT)
+        assert await call == b"hedge 1:x,y"
+    assert [attempt.requests for attempt in server.behaviour.attempts] == [[b"x", b"y"]] * 2
+
+
+async def test_a_non_fatal_status_starts_the_next_copy_with_the_requests(server: Server) -> None:
+    server.behaviour.fail_first = 2  # the first hedge fails after reading the requests
+    config = hedging_config("0.05s", ("UNAVAILABLE",))
+    async with h2rpc_channel(server, config) as channel:
+        call = channel.stream_unary(HEDGED_CLIENT_STREAM)(timeout=TIMEOUT)
+        response = asyncio.ensure_future(_await(call))
+        await call.write(b"a")
+        await call.write(b"b")
+        await call.done_writing()
+        assert await response == b"hedge 2:a,b"
+    assert server.behaviour.previous == [None, "1", "2"]
+    assert server.behaviour.attempts[2].requests == [b"a", b"b"]
+
+
+async def test_a_buffer_overflow_commits_to_the_copy_sent_the_most(server: Server) -> None:
+    """Both copies had the first request when the second overflows the per-call
+    buffer: the call keeps the earliest copy (gRFC A6), cancels the hedge, and
+    the overflowing request goes to the first copy only."""
+    config = hedging_config("0.05s", max_attempts=2)
+    async with h2rpc_channel(server, config, per_rpc_retry_buffer_size=20) as channel:
+        call = channel.stream_unary(HEDGED_CLIENT_STREAM)(timeout=TIMEOUT)
+        response = asyncio.ensure_future(_await(call))
+        await call.write(b"a" * 8)  # 13 bytes framed: kept
+        await _until_copies(server, 2)
+        await call.write(b"b" * 8)  # 26 bytes: over the limit
+        await call.done_writing()
+        assert await response == b"first:" + b"a" * 8 + b"," + b"b" * 8
+        assert channel.retries is not None and channel.retries.buffer.used == 0
+    assert server.behaviour.previous == [None, "1"]
+    assert b"b" * 8 not in server.behaviour.attempts[1].requests
+
+
+async def _await(call: Any) -> Any:
+    return await call
+
+
+async def _collect(call: Any) -> list[bytes]:
+    return [response async for response in call]
 
 
 # --- server pushback -----------------------------------------------------------------
