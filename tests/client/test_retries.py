@@ -124,9 +124,7 @@ class Server:
             "ClientStream": grpc.stream_unary_rpc_method_handler(self.client_stream),
             "Bidi": grpc.stream_stream_rpc_method_handler(self.bidi),
             "Hedged": grpc.unary_unary_rpc_method_handler(self.hedged),
-            "HedgedClientStream": grpc.stream_unary_rpc_method_handler(
-                self.hedged_client_stream
-            ),
+            "HedgedClientStream": grpc.stream_unary_rpc_method_handler(self.hedged_client_stream),
             "HedgedBidi": grpc.stream_stream_rpc_method_handler(self.hedged_bidi),
         }
         self.server = grpc.aio.server()
