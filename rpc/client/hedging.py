@@ -151,6 +151,8 @@ class HedgingAttempts(RetryingAttempts):
                     chosen = next((t for t, s in pending.items() if s is self.stream), None)
                     if chosen is not None:
                         del pending[chosen]
+                    elif last is not None:  # no copy was live: the last one's failure
+                        return self._commit_to(last, recorded=True)
                     break
                 if not done:
                     next_copy_at = await self._send_copy(headers, pending, loop.time())
