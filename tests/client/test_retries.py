@@ -95,6 +95,8 @@ class Behaviour:
     attempts: list[Attempt] = field(default_factory=list)
     first_may_answer: asyncio.Event = field(default_factory=asyncio.Event)
     """Hedging: the first attempt answers only once this is set."""
+    hedges_hang: bool = False
+    """Streaming hedging: the hedges never answer, the first copy answers at once."""
 
     def start(self, context: grpc.aio.ServicerContext) -> Attempt:
         metadata = dict(context.invocation_metadata() or ())
@@ -200,7 +202,10 @@ class Server:
             )
         async for request in requests:
             attempt.requests.append(request)
-        if attempt.previous is None:
+        if behaviour.hedges_hang:
+            if attempt.previous is not None:
+                await asyncio.wait_for(asyncio.Event().wait(), TIMEOUT)
+        elif attempt.previous is None:
             await asyncio.wait_for(behaviour.first_may_answer.wait(), TIMEOUT)
         elif behaviour.failing():
             await behaviour.fail(context)
@@ -554,6 +559,7 @@ async def test_a_buffer_overflow_commits_to_the_copy_sent_the_most(server: Serve
     """Both copies had the first request when the second overflows the per-call
     buffer: the call keeps the earliest copy (gRFC A6), cancels the hedge, and
     the overflowing request goes to the first copy only."""
+    server.behaviour.hedges_hang = True  # committing to the hedge would never end
     config = hedging_config("0.05s", max_attempts=2)
     async with h2rpc_channel(server, config, per_rpc_retry_buffer_size=20) as channel:
         call = channel.stream_unary(HEDGED_CLIENT_STREAM)(timeout=TIMEOUT)
